@@ -1,0 +1,206 @@
+// Every metric detour exports, defined in one place, on a registry the caller
+// creates and passes in (never prom-client's global one, so tests and several
+// gateways in one process do not collide).
+//
+// State gauges (site up, active site, weights, blocked, drained, store up) are
+// computed in collect() from a snapshot of the current state, so they can never
+// drift from what the gateway actually does. Labels stay bounded: route, site,
+// building and fixed reason codes only: never a path, a client or a raw text.
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { RouteTable, BlockedReason } from '../routing/route-table.js';
+
+export interface MetricsState {
+  readonly table: RouteTable | undefined;
+  readonly sites: ReadonlyArray<{ readonly name: string; readonly building: string; readonly up: boolean }>;
+  readonly drainedSites: ReadonlySet<string>;
+  readonly drainedBuildings: ReadonlySet<string>;
+  /** undefined = no state store configured. */
+  readonly stateStoreUp: boolean | undefined;
+}
+
+export type MetricsStateSource = () => MetricsState;
+
+export const BLOCKED_REASONS: readonly BlockedReason[] = ['integrity', 'priority', 'concurrency', 'approval', 'holddown'];
+
+export type FailoverReason = 'site_down' | 'drain' | 'pin' | 'unpin' | 'failback' | 'manual' | 'reload';
+
+export interface Metrics {
+  readonly registry: Registry;
+  readonly requests: Counter<'route' | 'site' | 'code'>;
+  readonly requestDuration: Histogram<'route' | 'site'>;
+  readonly failovers: Counter<'route' | 'from' | 'to' | 'reason'>;
+  readonly healthChecks: Counter<'site' | 'result'>;
+  readonly healthCheckDuration: Histogram<'site'>;
+  readonly retries: Counter<'route' | 'from' | 'to'>;
+  readonly configReloads: Counter<'result'>;
+  readonly integrityChecks: Counter<'route' | 'result'>;
+  readonly notifications: Counter<'result'>;
+  /** Connect the state gauges to the live gateway; until then they export nothing. */
+  bindState(source: MetricsStateSource): void;
+}
+
+export function createMetrics(registry: Registry): Metrics {
+  let source: MetricsStateSource | undefined;
+  const state = (): MetricsState | undefined => source?.();
+
+  const requests = new Counter({
+    name: 'detour_requests_total',
+    help: 'Proxied requests by route, serving site and response status code (site "none" when no site could serve).',
+    labelNames: ['route', 'site', 'code'] as const,
+    registers: [registry],
+  });
+  const requestDuration = new Histogram({
+    name: 'detour_request_duration_seconds',
+    help: 'Time from request received to response headers sent, by route and serving site.',
+    labelNames: ['route', 'site'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'detour_site_up',
+    help: 'Health verdict of a site: 1 up, 0 down or not yet known.',
+    labelNames: ['site', 'building'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const s of state()?.sites ?? []) this.set({ site: s.name, building: s.building }, s.up ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'detour_route_active_site',
+    help: 'Site a route is on: 1 for the active site, 0 for the route\'s other sites.',
+    labelNames: ['route', 'site'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      const table = state()?.table;
+      if (!table) return;
+      for (const route of table.policy.routes) {
+        const active = table.byName.get(route.name)?.active ?? null;
+        for (const site of route.sites) this.set({ route: route.name, site }, site === active ? 1 : 0);
+      }
+    },
+  });
+  new Gauge({
+    name: 'detour_route_site_weight',
+    help: 'Percent of a route\'s new requests sent to a site (follows failback ramps).',
+    labelNames: ['route', 'site'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      const table = state()?.table;
+      if (!table) return;
+      for (const route of table.policy.routes) {
+        const weights = table.byName.get(route.name)?.weights ?? [];
+        for (const site of route.sites) {
+          this.set({ route: route.name, site }, weights.find((w) => w.site === site)?.weight ?? 0);
+        }
+      }
+    },
+  });
+  const failovers = new Counter({
+    name: 'detour_failovers_total',
+    help: 'Changes of a route\'s active site, by reason (site_down, drain, pin, unpin, failback, manual, reload).',
+    labelNames: ['route', 'from', 'to', 'reason'] as const,
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'detour_failback_blocked',
+    help: '1 while a route\'s failback is held, by reason (integrity, priority, concurrency, approval, holddown).',
+    labelNames: ['route', 'reason'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      const table = state()?.table;
+      if (!table) return;
+      for (const d of table.routes) {
+        for (const reason of BLOCKED_REASONS) this.set({ route: d.name, reason }, d.blocked?.code === reason ? 1 : 0);
+      }
+    },
+  });
+  new Gauge({
+    name: 'detour_route_pending_failover',
+    help: '1 while a manual-failover route waits for an operator to approve moving off a failed site.',
+    labelNames: ['route'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const d of state()?.table?.routes ?? []) this.set({ route: d.name }, d.pendingFailover ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'detour_route_available',
+    help: '1 while a route has at least one site that can serve it.',
+    labelNames: ['route'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const d of state()?.table?.routes ?? []) this.set({ route: d.name }, d.state === 'unavailable' ? 0 : 1);
+    },
+  });
+  const healthChecks = new Counter({
+    name: 'detour_health_checks_total',
+    help: 'Active health probes by site and result (pass, fail).',
+    labelNames: ['site', 'result'] as const,
+    registers: [registry],
+  });
+  const healthCheckDuration = new Histogram({
+    name: 'detour_health_check_duration_seconds',
+    help: 'Duration of active health probes by site.',
+    labelNames: ['site'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  });
+  const retries = new Counter({
+    name: 'detour_retries_total',
+    help: 'Requests re-sent to another site after the first failed before answering.',
+    labelNames: ['route', 'from', 'to'] as const,
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'detour_drained',
+    help: '1 for every drained site or building (kind = site | building).',
+    labelNames: ['kind', 'name'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      const s = state();
+      if (!s) return;
+      for (const name of s.drainedSites) this.set({ kind: 'site', name }, 1);
+      for (const name of s.drainedBuildings) this.set({ kind: 'building', name }, 1);
+    },
+  });
+  const configReloads = new Counter({
+    name: 'detour_config_reloads_total',
+    help: 'Policy reloads by result (success, failure).',
+    labelNames: ['result'] as const,
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'detour_state_store_up',
+    help: '1 when the shared state store is reachable or none is configured (in-memory), 0 when it is configured and unreachable.',
+    registers: [registry],
+    collect() {
+      const up = state()?.stateStoreUp;
+      this.set(up === false ? 0 : 1);
+    },
+  });
+  const integrityChecks = new Counter({
+    name: 'detour_integrity_checks_total',
+    help: 'Integrity gate comparisons by route and result (match, mismatch, error).',
+    labelNames: ['route', 'result'] as const,
+    registers: [registry],
+  });
+  const notifications = new Counter({
+    name: 'detour_notifications_total',
+    help: 'Webhook notifications by result (sent, failed).',
+    labelNames: ['result'] as const,
+    registers: [registry],
+  });
+
+  return {
+    registry, requests, requestDuration, failovers, healthChecks, healthCheckDuration, retries,
+    configReloads, integrityChecks, notifications,
+    bindState(s) { source = s; },
+  };
+}

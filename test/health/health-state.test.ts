@@ -1,0 +1,55 @@
+import t from 'tap';
+import { initialHealth, stepHealth, type HealthEvent, type HealthStatus } from '../../src/health/health-state.js';
+
+const pass: HealthEvent = { kind: 'probePassed' };
+const fail: HealthEvent = { kind: 'probeFailed', detail: 'connect ECONNREFUSED' };
+const passive: HealthEvent = { kind: 'passiveFailed', detail: 'ECONNRESET' };
+
+// Each scenario: events in order, and the status plus "changed" flag after each.
+const scenarios: Array<{ name: string; rise: number; fall: number; events: HealthEvent[]; expect: Array<[HealthStatus, boolean]> }> = [
+  { name: 'unknown takes the first pass at once', rise: 2, fall: 2, events: [pass], expect: [['up', true]] },
+  { name: 'unknown takes the first failure at once', rise: 2, fall: 2, events: [fail], expect: [['down', true]] },
+  {
+    name: 'up needs fall consecutive failures', rise: 2, fall: 3,
+    events: [pass, fail, fail, pass, fail, fail, fail],
+    expect: [['up', true], ['up', false], ['up', false], ['up', false], ['up', false], ['up', false], ['down', true]],
+  },
+  {
+    name: 'down needs rise consecutive passes', rise: 2, fall: 2,
+    events: [fail, pass, fail, pass, pass, pass],
+    expect: [['down', true], ['down', false], ['down', false], ['down', false], ['up', true], ['up', false]],
+  },
+  {
+    name: 'passive failure marks down at once, only probes bring it back', rise: 2, fall: 2,
+    events: [pass, passive, passive, pass, pass],
+    expect: [['up', true], ['down', true], ['down', false], ['down', false], ['up', true]],
+  },
+  {
+    name: 'forced verdicts are adopted and reported once', rise: 2, fall: 2,
+    events: [pass, { kind: 'forced', status: 'down', detail: 'quorum' }, { kind: 'forced', status: 'down', detail: 'quorum' }, { kind: 'forced', status: 'up', detail: 'quorum' }],
+    expect: [['up', true], ['down', true], ['down', false], ['up', true]],
+  },
+];
+
+for (const s of scenarios) {
+  t.test(s.name, async (t) => {
+    let h = initialHealth(0);
+    s.events.forEach((ev, i) => {
+      const step = stepHealth(h, ev, { rise: s.rise, fall: s.fall }, 1000 * (i + 1));
+      t.same([step.health.status, step.changed], s.expect[i], `after event ${i} (${ev.kind})`);
+      if (step.changed) t.equal(step.health.sinceMs, 1000 * (i + 1), 'sinceMs moves on change');
+      h = step.health;
+    });
+  });
+}
+
+t.test('reasons say what happened', async (t) => {
+  let h = initialHealth(0);
+  h = stepHealth(h, pass, { rise: 2, fall: 2 }, 1).health;
+  h = stepHealth(h, fail, { rise: 2, fall: 2 }, 2).health;
+  h = stepHealth(h, fail, { rise: 2, fall: 2 }, 3).health;
+  t.equal(h.reason, '2 failed probes (connect ECONNREFUSED)');
+  h = stepHealth(h, pass, { rise: 2, fall: 2 }, 4).health;
+  h = stepHealth(h, pass, { rise: 2, fall: 2 }, 5).health;
+  t.equal(h.reason, '2 passing probes');
+});
