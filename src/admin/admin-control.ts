@@ -1,0 +1,78 @@
+// What the admin API can ask of the gateway. The admin server depends on this
+// small interface only, so it can be tested with a scripted fake and the
+// gateway stays free of HTTP parsing.
+import type { PolicyError } from '../config/policy.js';
+import type { RouteState, WeightedSite, BlockedReason } from '../routing/route-table.js';
+
+export interface RouteStatus {
+  readonly name: string;
+  readonly priority: number;
+  readonly sites: readonly string[];
+  readonly state: RouteState;
+  readonly active: string | null;
+  readonly weights: readonly WeightedSite[];
+  readonly reason: string;
+  /** ISO time the state began. */
+  readonly since: string;
+  readonly pendingFailover: { readonly from: string; readonly to: string; readonly since: string } | null;
+  readonly pendingFailback: boolean;
+  readonly blocked: { readonly code: BlockedReason; readonly message: string } | null;
+  readonly pinnedTo: string | null;
+  readonly integrity: { readonly ok: boolean; readonly detail: string; readonly since: string } | null;
+}
+
+export interface SiteStatus {
+  readonly name: string;
+  readonly building: string;
+  readonly url: string;
+  readonly health: 'unknown' | 'up' | 'down';
+  readonly reason: string;
+  readonly since: string;
+  readonly drained: boolean;
+  /** 'site' | 'building' | both, when drained. */
+  readonly drainedBy: readonly ('site' | 'building')[];
+}
+
+export interface GatewayEvent {
+  readonly time: string;
+  /** Past-tense kind: siteDown, siteUp, failedOver, failbackStarted, failbackBlocked, drained, pinned, policyReloaded, ... */
+  readonly type: string;
+  readonly message: string;
+  readonly route?: string;
+  readonly site?: string;
+  readonly from?: string | null;
+  readonly to?: string | null;
+  readonly reason?: string;
+}
+
+export interface StatusDocument {
+  readonly version: string;
+  readonly policyFile: string;
+  readonly tableVersion: number;
+  readonly routes: readonly RouteStatus[];
+  readonly sites: readonly SiteStatus[];
+  readonly drains: { readonly sites: readonly string[]; readonly buildings: readonly string[] };
+  readonly stateStore: { readonly kind: 'memory' | 'redis'; readonly up: boolean };
+  /** Newest last. */
+  readonly events: readonly GatewayEvent[];
+}
+
+/** Result of a mutating call: ok, or an error the admin server maps to an HTTP status. */
+export type ControlResult =
+  | { readonly ok: true; readonly message: string }
+  | { readonly ok: false; readonly code: 'not_found' | 'bad_request' | 'conflict'; readonly message: string };
+
+export type DrainTarget = { readonly kind: 'site' | 'building'; readonly name: string };
+
+export interface AdminControl {
+  status(): StatusDocument;
+  /** Prometheus text exposition and its content type. */
+  metrics(): Promise<{ readonly contentType: string; readonly body: string }>;
+  drain(target: DrainTarget): Promise<ControlResult>;
+  undrain(target: DrainTarget): Promise<ControlResult>;
+  pin(route: string, site: string): Promise<ControlResult>;
+  unpin(route: string): Promise<ControlResult>;
+  approveFailback(route: string, force: boolean): Promise<ControlResult>;
+  approveFailover(route: string): Promise<ControlResult>;
+  reload(): Promise<{ readonly ok: true; readonly message: string } | { readonly ok: false; readonly errors: readonly PolicyError[] }>;
+}
