@@ -22,8 +22,6 @@ export type MetricsStateSource = () => MetricsState;
 
 export const BLOCKED_REASONS: readonly BlockedReason[] = ['integrity', 'priority', 'concurrency', 'approval', 'holddown'];
 
-export type FailoverReason = 'site_down' | 'drain' | 'pin' | 'unpin' | 'failback' | 'manual' | 'reload';
-
 export interface Metrics {
   readonly registry: Registry;
   readonly requests: Counter<'route' | 'site' | 'code'>;
@@ -100,7 +98,7 @@ export function createMetrics(registry: Registry): Metrics {
   });
   const failovers = new Counter({
     name: 'detour_failovers_total',
-    help: 'Changes of a route\'s active site, by reason (site_down, drain, pin, unpin, failback, manual, reload).',
+    help: 'Changes of a route\'s active site, by reason (site_down, drain, pin, unpin, failback, manual, recovered).',
     labelNames: ['route', 'from', 'to', 'reason'] as const,
     registers: [registry],
   });

@@ -19,6 +19,17 @@ export type RouteState =
 
 export type BlockedReason = 'integrity' | 'priority' | 'concurrency' | 'approval' | 'holddown';
 
+/** Why a route's active site changed (the `reason` label of detour_failovers_total). */
+export type FailoverReason = 'site_down' | 'drain' | 'pin' | 'unpin' | 'failback' | 'manual' | 'recovered';
+
+export interface Transition {
+  readonly from: string | null;
+  readonly to: string | null;
+  readonly reason: FailoverReason;
+  /** Set when an operator forced it (failback with force). */
+  readonly forced?: boolean;
+}
+
 export interface WeightedSite {
   readonly site: string;
   /** Percent of new requests, 0..100; the weights of a route sum to 100. */
@@ -57,6 +68,8 @@ export interface RouteDecision {
   /** When the preferred site started counting hold-down (it became up, or the ramp was aborted). */
   readonly holdDownFromMs?: number;
   readonly pinnedTo?: string;
+  /** Present only in the table where `active` changed: what moved and why. */
+  readonly transition?: Transition;
 }
 
 export interface RouteTable {

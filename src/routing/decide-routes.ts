@@ -1,0 +1,362 @@
+// decideRoutes: the one pure function that says where every route sends its
+// traffic. Inputs are the policy, site health, operator overrides (drains,
+// pins, approvals), integrity verdicts, the previous table and the time; the
+// output is a new frozen table. No timers, no I/O: the caller re-runs it when an
+// input changes or when `nextWakeMs` arrives.
+//
+// The life of a route, worked through:
+//
+//   preferred ──(active site down/drained)──> failed-over        (auto, at once)
+//             └─(down, failover.mode manual)─> pending-failover  (held until approved)
+//   failed-over ──(a more preferred site is up again)──> holding-down
+//       holding-down: the site must stay up for holdDown (restarts if it flaps)
+//       verifying:    integrity gate must have matched for the whole holdDown window
+//       blocked:      integrity mismatch/error, a lower priority level still
+//                     recovering, or maxConcurrent routes already ramping
+//       awaiting-approval: failback.mode manual, gates passed, no approval yet
+//       ramping:      weights move along failback.ramp, one step per `step`
+//   ramping ──(last step)──> preferred
+//   ramping ──(target fails)──> failed-over (all traffic back at once; hold-down
+//       restarts because the target's health `sinceMs` moves when it comes back)
+//
+// A drain beats everything (no new request reaches a drained site), a pin beats
+// everything else. Routes are decided in priority order so a route can see
+// whether any lower-numbered route is still recovering; the table keeps policy
+// order.
+import type { Policy, RoutePolicy } from '../config/policy.js';
+import type { SiteHealth } from '../health/health-state.js';
+import type {
+  Approval, BlockedReason, DecisionInputs, FailoverReason, RampProgress, RouteDecision, RouteState,
+  RouteTable, Transition, WeightedSite,
+} from './route-table.js';
+
+/** States in which a route is on its way back to a more preferred site. */
+const RECOVERING: ReadonlySet<RouteState> = new Set<RouteState>([
+  'holding-down', 'verifying', 'blocked', 'awaiting-approval', 'ramping',
+]);
+
+export function decideRoutes(inputs: DecisionInputs): RouteTable {
+  const { policy, prev, nowMs } = inputs;
+  const ctx: Context = {
+    inputs,
+    siteBuilding: new Map(policy.sites.map((s) => [s.name, s.building])),
+    decided: new Map(),
+    rampingCount: 0,
+  };
+  // Routes that were ramping keep their slot until they finish or stop, so a
+  // route decided earlier in this pass cannot steal it.
+  for (const route of policy.routes) {
+    if (prev?.byName.get(route.name)?.state === 'ramping') ctx.rampingCount++;
+  }
+
+  const order = policy.routes
+    .map((route, index) => ({ route, index }))
+    .sort((a, b) => a.route.priority - b.route.priority || a.index - b.index);
+  for (const { route } of order) {
+    const before = prev?.byName.get(route.name);
+    const wasRamping = before?.state === 'ramping';
+    const decision = finish(decideRoute(route, ctx), before, nowMs);
+    if (wasRamping && decision.state !== 'ramping') ctx.rampingCount--;
+    if (!wasRamping && decision.state === 'ramping') ctx.rampingCount++;
+    ctx.decided.set(route.name, decision);
+  }
+
+  const routes = policy.routes.map((r) => ctx.decided.get(r.name)!);
+  // A ramp slot freed by a route decided later in this pass: decide again at once.
+  const slotFreed = routes.some((d) => d.blocked?.code === 'concurrency'
+    && ctx.rampingCount < (policy.routes.find((r) => r.name === d.name)!.failback.maxConcurrent ?? Infinity));
+  const wake = nextWake(policy, routes, inputs);
+  const table: RouteTable = {
+    version: (prev?.version ?? 0) + 1,
+    computedAtMs: nowMs,
+    policy,
+    routes,
+    byName: new Map(routes.map((d) => [d.name, d])),
+    nextWakeMs: slotFreed ? nowMs : wake,
+  };
+  return deepFreeze(table);
+}
+
+interface Context {
+  readonly inputs: DecisionInputs;
+  readonly siteBuilding: ReadonlyMap<string, string>;
+  /** Decisions made so far in this pass (lower priority numbers first). */
+  readonly decided: Map<string, RouteDecision>;
+  /** Routes ramping right now, across the policy (for failback.maxConcurrent). */
+  rampingCount: number;
+}
+
+/** A decision before `sinceMs` and `transition` are worked out against the previous table. */
+type Draft = Omit<RouteDecision, 'sinceMs' | 'transition'> & { readonly changeReason?: FailoverReason; readonly forced?: boolean };
+
+function decideRoute(route: RoutePolicy, ctx: Context): Draft {
+  const { inputs } = ctx;
+  const { overrides, nowMs } = inputs;
+  const prev = inputs.prev?.byName.get(route.name);
+  const eligible = route.sites.filter((s) => isEligible(s, ctx));
+  const preferred = route.sites.find((s) => isUp(s, ctx) && !drainedBy(s, ctx)) ?? null;
+  const base = { name: route.name, eligible, preferred };
+
+  const pin = overrides.pins.get(route.name);
+  if (pin !== undefined && route.sites.includes(pin)) {
+    const drain = drainedBy(pin, ctx);
+    if (!drain) {
+      // A pin holds traffic on exactly that site: retrying elsewhere could write
+      // to the very site the operator is steering away from.
+      return {
+        ...base, eligible: [pin], state: 'pinned', active: pin, weights: [{ site: pin, weight: 100 }],
+        reason: `pinned to ${pin} by an operator`, pinnedTo: pin, changeReason: 'pin',
+      };
+    }
+    // Drains win over pins: fall through to normal routing, but say so.
+  }
+
+  const current = prev && prev.active !== null && route.sites.includes(prev.active) && prev.state !== 'pinned'
+    ? prev.active
+    : null;
+  const unpinned = prev?.state === 'pinned' && (pin === undefined || drainedBy(pin, ctx) !== null);
+
+  if (eligible.length === 0) {
+    return {
+      ...base, state: 'unavailable', active: null, weights: [],
+      reason: `no site can serve: ${route.sites.map((s) => describeSite(s, ctx)).join('; ')}`,
+      changeReason: current !== null && drainedBy(current, ctx) !== null ? 'drain' : 'site_down',
+    };
+  }
+
+  const first = eligible[0]!;
+  const firstReason: FailoverReason = unpinned ? 'unpin' : current === null && prev?.state === 'unavailable' ? 'recovered' : 'site_down';
+
+  // No site to stay on: take the most preferred eligible one. Returning from a
+  // total outage or from a pin skips the hold-down: anything beats nothing, and
+  // the operator released the pin on purpose.
+  if (current === null) return onSite(route, first, base, ctx, firstReason);
+
+  if (!isEligible(current, ctx)) {
+    const drained = drainedBy(current, ctx) !== null;
+    if (!drained && route.failover.mode === 'manual') {
+      const to = eligible.find((s) => s !== current);
+      const since = prev?.pendingFailover?.sinceMs ?? nowMs;
+      if (to && approvedSince(overrides.failoverApprovals.get(route.name), since)) {
+        return onSite(route, to, base, ctx, 'manual');
+      }
+      return {
+        ...base, eligible: [current], state: 'pending-failover', active: current,
+        weights: [{ site: current, weight: 100 }],
+        reason: `${describeSite(current, ctx)}; failover.mode manual: waiting for an operator`
+          + (to ? ` (POST /routes/${route.name}/failover to move to ${to})` : ''),
+        ...(to ? { pendingFailover: { from: current, to, sinceMs: since } } : {}),
+      };
+    }
+    return onSite(route, first, base, ctx, drained ? 'drain' : 'site_down');
+  }
+
+  // The current site can serve. Is there a more preferred one worth going back to?
+  if (preferred === null || rank(route, preferred) >= rank(route, current)) {
+    return onSite(route, current, base, ctx, 'site_down');
+  }
+  return decideFailback(route, current, preferred, base, ctx);
+}
+
+function decideFailback(
+  route: RoutePolicy, current: string, target: string,
+  base: Pick<RouteDecision, 'name' | 'eligible' | 'preferred'>, ctx: Context,
+): Draft {
+  const { overrides, integrity, nowMs } = ctx.inputs;
+  const fb = route.failback;
+  const prev = ctx.inputs.prev?.byName.get(route.name);
+  const targetHealth = ctx.inputs.health.get(target)!;
+  // Hold-down counts from when the target last came up; a flap moves sinceMs, so it restarts.
+  const holdDownFromMs = targetHealth.sinceMs;
+  const approval = overrides.failbackApprovals.get(route.name);
+  const forced = approval?.force === true && approval.atMs >= holdDownFromMs;
+  const held = (state: RouteState, code: BlockedReason, message: string): Draft => ({
+    ...base, state, active: current, weights: [{ site: current, weight: 100 }],
+    reason: message, blocked: { code, message }, holdDownFromMs,
+  });
+
+  const prevRamp = prev?.state === 'ramping' && prev.ramp?.to === target && prev.ramp.from === current ? prev.ramp : undefined;
+
+  const verdict = integrity.get(route.name);
+  if (prevRamp && !forced && fb.verify && verdict && !verdict.ok) {
+    // Data diverging mid-ramp stops the ramp: everything goes back to the site being left.
+    return held('blocked', 'integrity', `integrity mismatch: ${verdict.detail}`);
+  }
+  if (!prevRamp && !forced) {
+    const heldForMs = nowMs - holdDownFromMs;
+    if (fb.verify && verdict && !verdict.ok) {
+      return held('blocked', 'integrity', `integrity mismatch: ${verdict.detail}`);
+    }
+    if (heldForMs < fb.holdDownMs) {
+      return held(fb.verify ? 'verifying' : 'holding-down', 'holddown',
+        `${target} up for ${seconds(heldForMs)} of ${seconds(fb.holdDownMs)} hold-down`);
+    }
+    if (fb.verify && !verdict) {
+      return held('verifying', 'integrity', `waiting for the first integrity check of ${target} against ${current}`);
+    }
+    if (fb.verify && verdict && nowMs - verdict.sinceMs < fb.holdDownMs) {
+      return held('verifying', 'holddown',
+        `integrity matching for ${seconds(nowMs - verdict.sinceMs)} of ${seconds(fb.holdDownMs)}: ${verdict.detail}`);
+    }
+    const waitingOn = lowerPriorityRecovering(route, ctx);
+    if (waitingOn.length > 0) {
+      return held('blocked', 'priority',
+        `waiting for priority ${waitingOn[0]!.priority} routes to finish failback: ${waitingOn.map((r) => r.name).join(', ')}`);
+    }
+    if (fb.maxConcurrent !== undefined && ctx.rampingCount >= fb.maxConcurrent) {
+      return held('blocked', 'concurrency', `${ctx.rampingCount} routes already ramping (failback.maxConcurrent ${fb.maxConcurrent})`);
+    }
+    if (fb.mode === 'manual' && !(approval && approval.atMs >= holdDownFromMs)) {
+      return held('awaiting-approval', 'approval',
+        `${target} passed every gate; waiting for an operator (POST /routes/${route.name}/failback)`);
+    }
+  }
+
+  // Ramp: start at step 0, or move one step once `step` has passed.
+  let step = 0;
+  let stepStartedMs = nowMs;
+  if (prevRamp) {
+    step = prevRamp.step;
+    stepStartedMs = prevRamp.stepStartedMs;
+    if (nowMs - prevRamp.stepStartedMs >= fb.stepMs) {
+      step++;
+      stepStartedMs = nowMs;
+    }
+  }
+  const percent = fb.ramp[Math.min(step, fb.ramp.length - 1)]!;
+  if (percent >= 100) {
+    return { ...onSite(route, target, base, ctx, 'failback'), forced };
+  }
+  const ramp: RampProgress = { to: target, from: current, step, percent, stepStartedMs };
+  return {
+    ...base, state: 'ramping', active: current,
+    weights: [{ site: target, weight: percent }, { site: current, weight: 100 - percent }],
+    reason: `failing back to ${target}: ${percent}% (step ${step + 1} of ${fb.ramp.length})${forced ? ', forced by an operator' : ''}`,
+    ramp, holdDownFromMs, forced,
+  };
+}
+
+/** A route settled on one site. */
+function onSite(
+  route: RoutePolicy, site: string, base: Pick<RouteDecision, 'name' | 'eligible' | 'preferred'>,
+  ctx: Context, changeReason: FailoverReason,
+): Draft {
+  const isFirst = site === route.sites[0];
+  const weights: WeightedSite[] = [{ site, weight: 100 }];
+  if (isFirst) {
+    return { ...base, state: 'preferred', active: site, weights, reason: `serving from ${site}, its first choice`, changeReason };
+  }
+  const passedOver = route.sites.slice(0, rank(route, site)).map((s) => describeSite(s, ctx));
+  return {
+    ...base, state: 'failed-over', active: site, weights,
+    reason: `serving from ${site}: ${passedOver.join('; ')}`, changeReason,
+  };
+}
+
+/** Fill in sinceMs and transition against the previous decision. */
+function finish(draft: Draft, prev: RouteDecision | undefined, nowMs: number): RouteDecision {
+  const { changeReason, forced, ...rest } = draft;
+  const sameState = prev !== undefined && prev.state === rest.state && prev.active === rest.active
+    && prev.blocked?.code === rest.blocked?.code;
+  const moved = (prev?.active ?? null) !== rest.active && prev !== undefined;
+  const transition: Transition | undefined = moved
+    ? { from: prev!.active, to: rest.active, reason: changeReason ?? 'site_down', ...(forced ? { forced: true } : {}) }
+    : undefined;
+  const decision: RouteDecision = {
+    ...rest,
+    sinceMs: sameState ? prev!.sinceMs : nowMs,
+    ...(transition ? { transition } : {}),
+  };
+  if (!decision.pendingFailover) delete (decision as { pendingFailover?: unknown }).pendingFailover;
+  return decision;
+}
+
+function lowerPriorityRecovering(route: RoutePolicy, ctx: Context): RoutePolicy[] {
+  const waiting = ctx.inputs.policy.routes.filter((r) => {
+    if (r.priority >= route.priority) return false;
+    const d = ctx.decided.get(r.name);
+    return d !== undefined && RECOVERING.has(d.state);
+  });
+  const lowest = Math.min(...waiting.map((r) => r.priority));
+  return waiting.filter((r) => r.priority === lowest);
+}
+
+function approvedSince(approval: Approval | undefined, sinceMs: number): boolean {
+  return approval !== undefined && approval.atMs >= sinceMs;
+}
+
+function nextWake(policy: Policy, routes: readonly RouteDecision[], inputs: DecisionInputs): number | null {
+  let next = Infinity;
+  for (const d of routes) {
+    const route = policy.routes.find((r) => r.name === d.name)!;
+    const fb = route.failback;
+    const now = inputs.nowMs;
+    if (d.state === 'ramping' && d.ramp) next = Math.min(next, futureOnly(d.ramp.stepStartedMs + fb.stepMs, now));
+    if (d.blocked?.code === 'holddown' && d.holdDownFromMs !== undefined) {
+      next = Math.min(next, futureOnly(d.holdDownFromMs + fb.holdDownMs, now));
+      const verdict = inputs.integrity.get(d.name);
+      if (verdict?.ok) next = Math.min(next, futureOnly(verdict.sinceMs + fb.holdDownMs, now));
+    }
+  }
+  return Number.isFinite(next) ? next : null;
+}
+
+function futureOnly(atMs: number, nowMs: number): number {
+  // A boundary already passed was handled by this very decision; waking for it
+  // again would spin.
+  return atMs > nowMs ? atMs : Infinity;
+}
+
+function rank(route: RoutePolicy, site: string): number {
+  return route.sites.indexOf(site);
+}
+
+function healthOf(site: string, ctx: Context): SiteHealth | undefined {
+  return ctx.inputs.health.get(site);
+}
+
+function isUp(site: string, ctx: Context): boolean {
+  return healthOf(site, ctx)?.status === 'up';
+}
+
+/**
+ * Up, or not probed yet (a site just added by a reload is given the benefit of
+ * the doubt; passive detection catches it at once if it is dead), and not drained.
+ */
+function isEligible(site: string, ctx: Context): boolean {
+  return healthOf(site, ctx)?.status !== 'down' && drainedBy(site, ctx) === null;
+}
+
+function drainedBy(site: string, ctx: Context): string | null {
+  const { drainedSites, drainedBuildings } = ctx.inputs.overrides;
+  if (drainedSites.has(site)) return 'site drained';
+  const building = ctx.siteBuilding.get(site);
+  if (building !== undefined && drainedBuildings.has(building)) return `building ${building} drained`;
+  return null;
+}
+
+function describeSite(site: string, ctx: Context): string {
+  const drain = drainedBy(site, ctx);
+  if (drain) return `${site} ${drain}`;
+  const h = healthOf(site, ctx);
+  if (!h) return `${site} unknown`;
+  return `${site} ${h.status} (${h.reason})`;
+}
+
+function seconds(ms: number): string {
+  const s = Math.max(0, ms) / 1000;
+  return `${Number.isInteger(s) ? s : s.toFixed(1)}s`;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    // Maps and Sets cannot be frozen in place; their contents are decisions, which are.
+    if (value instanceof Map) {
+      for (const v of value.values()) deepFreeze(v);
+    } else {
+      for (const v of Object.values(value)) deepFreeze(v);
+    }
+    Object.freeze(value);
+  }
+  return value;
+}
