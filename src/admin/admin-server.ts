@@ -1,0 +1,407 @@
+// The admin HTTP API: plain node:http, a small declarative route table, JSON in
+// and out. It only translates HTTP to AdminControl calls and back; every error
+// becomes a DetourError and is turned into a response in exactly one place
+// (sendError), so nothing a client sends can crash the gateway.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { z } from 'zod';
+import type { Logger } from '../logger.js';
+import { formatPolicyError } from '../config/policy.js';
+import {
+  DetourError,
+  badRequest,
+  conflict,
+  internalError,
+  methodNotAllowed,
+  notFound,
+  payloadTooLarge,
+  toDetourError,
+} from '../errors.js';
+import type { AdminControl, ControlResult, DrainTarget } from './admin-control.js';
+import { createAuthorizer } from './auth.js';
+
+export interface AdminServerOptions {
+  readonly host: string;
+  readonly port: number;
+  /** Bearer token for mutations; undefined or empty refuses every mutation. */
+  readonly token: string | undefined;
+  readonly control: AdminControl;
+  readonly logger: Logger;
+  /** Largest accepted request body (default 64 KiB). */
+  readonly maxBodyBytes?: number;
+  /** How long close() lets in-flight requests finish before cutting them (default 2000). */
+  readonly closeGraceMs?: number;
+}
+
+export interface AdminServer {
+  readonly address: AddressInfo;
+  close(): Promise<void>;
+}
+
+const jsonContentType = 'application/json';
+const defaultMaxBodyBytes = 64 * 1024;
+
+interface Reply {
+  readonly status: number;
+  readonly body: string;
+  readonly contentType: string;
+}
+
+interface EndpointContext {
+  readonly params: readonly string[];
+  /** Parsed JSON body of a mutation (`{}` when empty); undefined for reads. */
+  readonly body: unknown;
+  /** Fields added to the mutation's log line (names, never secrets). */
+  readonly logFields: Record<string, unknown>;
+}
+
+interface Endpoint {
+  /** Name in logs: drain, undrain, pin, ... */
+  readonly action: string;
+  /** Mutations need the bearer token and get a JSON body. */
+  readonly mutates: boolean;
+  run(ctx: EndpointContext): Promise<Reply>;
+}
+
+interface PathSpec {
+  /** Segments; ':name' captures one URL-decoded, non-empty segment. */
+  readonly template: readonly string[];
+  readonly methods: Readonly<Record<string, Endpoint>>;
+}
+
+export async function startAdminServer(opts: AdminServerOptions): Promise<AdminServer> {
+  const logger = opts.logger;
+  const authorizer = createAuthorizer(opts.token);
+  const maxBodyBytes = opts.maxBodyBytes ?? defaultMaxBodyBytes;
+  const paths = buildPaths(opts.control);
+  if (!authorizer.isEnabled) logger.warn('admin token not configured; admin mutations are disabled');
+
+  const server = createServer((req, res) => {
+    // handleRequest never rejects by design; the catch is the last line of defence.
+    handleRequest(req, res).catch((e: unknown) => {
+      logger.error({ err: e }, 'admin request failed unexpectedly');
+      if (!res.headersSent) sendError(res, internalError('internal error', e));
+      else res.destroy();
+    });
+  });
+  // Slow or stalled clients must not pin sockets forever.
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+
+  async function handleRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const method = req.method ?? 'GET';
+    let endpoint: Endpoint | undefined;
+    const logFields: Record<string, unknown> = {};
+    let reply: Reply;
+    try {
+      const url = new URL(req.url ?? '/', 'http://admin.invalid');
+      const resolved = resolveEndpoint(paths, method, url.pathname);
+      endpoint = resolved.endpoint;
+      let body: unknown;
+      if (endpoint.mutates) {
+        authorizer.authorize(req.headers.authorization);
+        body = parseJsonBody(await readBody(req, maxBodyBytes));
+      }
+      reply = await endpoint.run({ params: resolved.params, body, logFields });
+    } catch (e) {
+      const err = toDetourError(e);
+      if (err.status >= 500) logger.error({ err: err.cause ?? err, method, url: req.url }, 'admin request failed');
+      sendError(res, err);
+      if (endpoint?.mutates) logMutation(endpoint.action, logFields, err.status, err.message, req);
+      return;
+    }
+    send(res, reply);
+    if (endpoint.mutates) logMutation(endpoint.action, logFields, reply.status, outcomeOf(reply), req);
+  }
+
+  function logMutation(action: string, fields: Record<string, unknown>, status: number, outcome: string, req: IncomingMessage): void {
+    logger.info({ action, ...fields, status, outcome, remote: req.socket.remoteAddress }, `admin ${action}: ${outcome}`);
+  }
+
+  await listen(server, opts.host, opts.port);
+  server.on('error', (err) => logger.error({ err }, 'admin server error'));
+  const address = server.address() as AddressInfo;
+  logger.info({ host: address.address, port: address.port }, 'admin API listening');
+
+  let closing: Promise<void> | undefined;
+  return {
+    address,
+    close() {
+      closing ??= closeServer(server, opts.closeGraceMs ?? 2000);
+      return closing;
+    },
+  };
+}
+
+function buildPaths(control: AdminControl): readonly PathSpec[] {
+  const read = (action: string, run: () => Promise<Reply>): Endpoint => ({ action, mutates: false, run });
+  const mutation = (action: string, run: (ctx: EndpointContext) => Promise<Reply>): Endpoint => ({ action, mutates: true, run });
+
+  const drainEndpoint = (action: 'drain' | 'undrain'): Endpoint =>
+    mutation(action, async (ctx) => {
+      const target = toDrainTarget(validate(drainBody, ctx.body));
+      ctx.logFields.target = `${target.kind} ${target.name}`;
+      return controlReply(await (action === 'drain' ? control.drain(target) : control.undrain(target)));
+    });
+
+  return [
+    { template: ['healthz'], methods: { GET: read('healthz', async () => jsonReply(200, { status: 'ok' })) } },
+    {
+      template: ['metrics'],
+      methods: {
+        GET: read('metrics', async () => {
+          const m = await control.metrics();
+          return { status: 200, body: m.body, contentType: m.contentType };
+        }),
+      },
+    },
+    { template: ['status'], methods: { GET: read('status', async () => jsonReply(200, control.status())) } },
+    { template: ['drain'], methods: { POST: drainEndpoint('drain'), DELETE: drainEndpoint('undrain') } },
+    {
+      template: ['routes', ':route', 'pin'],
+      methods: {
+        POST: mutation('pin', async (ctx) => {
+          const route = ctx.params[0]!;
+          const { site } = validate(pinBody, ctx.body);
+          Object.assign(ctx.logFields, { route, site });
+          return controlReply(await control.pin(route, site));
+        }),
+        DELETE: mutation('unpin', async (ctx) => {
+          const route = ctx.params[0]!;
+          validate(emptyBody, ctx.body);
+          ctx.logFields.route = route;
+          return controlReply(await control.unpin(route));
+        }),
+      },
+    },
+    {
+      template: ['routes', ':route', 'failback'],
+      methods: {
+        POST: mutation('failback', async (ctx) => {
+          const route = ctx.params[0]!;
+          const force = validate(failbackBody, ctx.body).force ?? false;
+          // A forced failback skips the integrity gate: the log must say so.
+          Object.assign(ctx.logFields, { route, force });
+          return controlReply(await control.approveFailback(route, force));
+        }),
+      },
+    },
+    {
+      template: ['routes', ':route', 'failover'],
+      methods: {
+        POST: mutation('failover', async (ctx) => {
+          const route = ctx.params[0]!;
+          validate(emptyBody, ctx.body);
+          ctx.logFields.route = route;
+          return controlReply(await control.approveFailover(route));
+        }),
+      },
+    },
+    {
+      template: ['reload'],
+      methods: {
+        POST: mutation('reload', async (ctx) => {
+          validate(emptyBody, ctx.body);
+          const result = await control.reload();
+          if (result.ok) return jsonReply(200, { ok: true, message: result.message });
+          const lines = result.errors.map(formatPolicyError);
+          ctx.logFields.problems = lines.length;
+          return jsonReply(422, {
+            ok: false,
+            error: `policy has ${lines.length} problem(s); keeping the last good policy`,
+            code: 'invalid_policy',
+            errors: result.errors,
+            lines,
+          });
+        }),
+      },
+    },
+  ];
+}
+
+// --- request bodies ---------------------------------------------------------
+
+const name = z.string().min(1, 'must be a non-empty string');
+
+const drainBody = z
+  .strictObject({ building: name.optional(), site: name.optional() })
+  .refine((b) => (b.building === undefined) !== (b.site === undefined), 'body must have exactly one of "building" or "site"');
+
+const pinBody = z.strictObject({ site: name });
+const failbackBody = z.strictObject({ force: z.boolean().optional() });
+const emptyBody = z.strictObject({});
+
+function toDrainTarget(b: z.infer<typeof drainBody>): DrainTarget {
+  return b.building !== undefined ? { kind: 'building', name: b.building } : { kind: 'site', name: b.site! };
+}
+
+function validate<T>(schema: z.ZodType<T>, body: unknown): T {
+  const result = schema.safeParse(body);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((i) => (i.path.length > 0 ? `${i.path.join('.')}: ${i.message}` : i.message));
+  throw badRequest(`invalid body: ${problems.join('; ')}`);
+}
+
+function parseJsonBody(raw: string): unknown {
+  // Empty means "no options": `curl -X POST .../failback` should just work.
+  if (raw.trim() === '') return {};
+  try {
+    return JSON.parse(raw);
+  } catch (e) {
+    throw badRequest(`invalid JSON body: ${(e as Error).message}`, e);
+  }
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+function readBody(req: IncomingMessage, maxBytes: number): Promise<string> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > maxBytes) return Promise.reject(payloadTooLarge(maxBytes));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size <= maxBytes) {
+        chunks.push(chunk);
+        return;
+      }
+      // Stop buffering; node discards the rest once the 413 is sent.
+      req.off('data', onData);
+      reject(payloadTooLarge(maxBytes));
+    };
+    req.on('data', onData);
+    req.once('end', () => {
+      try {
+        resolve(utf8.decode(Buffer.concat(chunks)));
+      } catch (e) {
+        reject(badRequest('request body is not valid UTF-8', e));
+      }
+    });
+    req.once('error', (e) => reject(badRequest(`could not read request body: ${e.message}`, e)));
+    req.once('close', () => {
+      if (!req.complete) reject(badRequest('request body was cut short'));
+    });
+  });
+}
+
+// --- routing ------------------------------------------------------------------
+
+function resolveEndpoint(paths: readonly PathSpec[], method: string, pathname: string): { endpoint: Endpoint; params: string[] } {
+  const trimmed = pathname.length > 1 && pathname.endsWith('/') ? pathname.slice(0, -1) : pathname;
+  const segments = trimmed.split('/').slice(1);
+  for (const spec of paths) {
+    const params = matchTemplate(spec.template, segments);
+    if (params === null) continue;
+    // HEAD is GET without a body (node drops it), so monitors can use either.
+    const endpoint = spec.methods[method] ?? (method === 'HEAD' ? spec.methods.GET : undefined);
+    if (endpoint === undefined) throw methodNotAllowed(method, trimmed, allowedMethods(spec));
+    return { endpoint, params };
+  }
+  throw notFound(`no such endpoint: ${trimmed}`);
+}
+
+function matchTemplate(template: readonly string[], segments: readonly string[]): string[] | null {
+  if (template.length !== segments.length) return null;
+  const params: string[] = [];
+  for (let i = 0; i < template.length; i++) {
+    const want = template[i]!;
+    const got = segments[i]!;
+    if (!want.startsWith(':')) {
+      if (want !== got) return null;
+      continue;
+    }
+    if (got === '') return null;
+    params.push(decodeSegment(got));
+  }
+  return params;
+}
+
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch (e) {
+    throw badRequest(`malformed percent-encoding in path segment "${segment}"`, e);
+  }
+}
+
+function allowedMethods(spec: PathSpec): string[] {
+  const methods = Object.keys(spec.methods);
+  return methods.includes('GET') ? [...methods, 'HEAD'] : methods;
+}
+
+// --- responses ------------------------------------------------------------------
+
+function jsonReply(status: number, value: unknown): Reply {
+  return { status, body: JSON.stringify(value), contentType: jsonContentType };
+}
+
+function controlReply(result: ControlResult): Reply {
+  if (result.ok) return jsonReply(200, { ok: true, message: result.message });
+  switch (result.code) {
+    case 'not_found':
+      throw notFound(result.message);
+    case 'conflict':
+      throw conflict(result.message);
+    case 'bad_request':
+      throw badRequest(result.message);
+  }
+  throw internalError(`unexpected control result code: ${(result as { code: unknown }).code}`);
+}
+
+function outcomeOf(reply: Reply): string {
+  try {
+    const parsed = JSON.parse(reply.body) as { message?: unknown; error?: unknown };
+    return String(parsed.message ?? parsed.error ?? reply.status);
+  } catch {
+    return String(reply.status);
+  }
+}
+
+/** The one place a DetourError becomes an HTTP answer. */
+function sendError(res: ServerResponse, err: DetourError): void {
+  const headers: Record<string, string> = { ...err.headers };
+  // The rest of an oversized body is never read, so the connection cannot be reused.
+  if (err.code === 'payload_too_large') headers.connection = 'close';
+  send(res, jsonReply(err.status, { error: err.message, code: err.code }), headers);
+}
+
+function send(res: ServerResponse, reply: Reply, extraHeaders: Record<string, string> = {}): void {
+  if (res.headersSent || res.destroyed) return;
+  res.writeHead(reply.status, {
+    ...extraHeaders,
+    'content-type': reply.contentType,
+    'content-length': Buffer.byteLength(reply.body),
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+  });
+  res.end(reply.body);
+}
+
+// --- lifecycle ------------------------------------------------------------------
+
+function listen(server: Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => {
+      reject(new DetourError('internal', 500, `cannot start admin API on ${host}:${port}: ${err.message}`, { cause: err }));
+    };
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+function closeServer(server: Server, graceMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    // In-flight admin calls get a moment to answer; a stuck one must not hold shutdown.
+    const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+    timer.unref();
+    server.close(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+    server.closeIdleConnections();
+  });
+}
