@@ -1,0 +1,112 @@
+// One bounded HTTP(S) GET, shared by the prober and the integrity verifier.
+// Bounded in every direction: one overall deadline covering connect, headers and
+// body (a building that accepts connections and never answers must cost no more
+// than timeoutMs), a cap on the bytes read, and an abort signal for close().
+// Never rejects: failures come back as words an operator can read.
+import http from 'node:http';
+import https from 'node:https';
+
+export interface HttpAgents {
+  readonly http: http.Agent;
+  readonly https: https.Agent;
+}
+
+export interface HttpGetOptions {
+  readonly timeoutMs: number;
+  /** Bytes of body kept; the rest is not read (the answer says `truncated`). */
+  readonly maxBodyBytes: number;
+  readonly agents: HttpAgents;
+  readonly signal?: AbortSignal;
+}
+
+export type HttpGetResult =
+  | { readonly ok: true; readonly status: number; readonly body: string; readonly truncated: boolean }
+  | { readonly ok: false; readonly error: string };
+
+/** Fresh connections every time: a probe must see a dead building, not a pooled socket to it. */
+export function createAgents(): HttpAgents {
+  return { http: new http.Agent({ keepAlive: false }), https: new https.Agent({ keepAlive: false }) };
+}
+
+export function destroyAgents(agents: HttpAgents): void {
+  agents.http.destroy();
+  agents.https.destroy();
+}
+
+/** `http://a:1/` + `/healthz` -> `http://a:1/healthz` (site urls may carry a base path). */
+export function joinUrl(base: string, path: string): string {
+  return base.replace(/\/+$/, '') + (path.startsWith('/') ? path : `/${path}`);
+}
+
+export function httpGet(url: string, opts: HttpGetOptions): Promise<HttpGetResult> {
+  return new Promise((resolve) => {
+    let target: URL;
+    try {
+      target = new URL(url);
+    } catch {
+      resolve({ ok: false, error: `bad url ${url}` });
+      return;
+    }
+    if (target.protocol !== 'http:' && target.protocol !== 'https:') {
+      resolve({ ok: false, error: `unsupported protocol ${target.protocol}` });
+      return;
+    }
+    if (opts.signal?.aborted) {
+      resolve({ ok: false, error: 'aborted' });
+      return;
+    }
+
+    let settled = false;
+    const isHttps = target.protocol === 'https:';
+    const request = isHttps ? https.request : http.request;
+    const req = request(target, {
+      method: 'GET',
+      agent: isHttps ? opts.agents.https : opts.agents.http,
+      headers: { 'user-agent': 'detour-probe', accept: '*/*' },
+    });
+
+    const finish = (result: HttpGetResult, destroy: boolean): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', onAbort);
+      if (destroy) req.destroy();
+      resolve(result);
+    };
+    const onAbort = (): void => finish({ ok: false, error: 'aborted' }, true);
+    const timer = setTimeout(() => finish({ ok: false, error: `timeout after ${opts.timeoutMs}ms` }, true), opts.timeoutMs);
+    timer.unref();
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+
+    // Stays attached after finish(): destroying the request emits errors nobody else hears.
+    req.on('error', (err) => finish({ ok: false, error: describeError(err) }, true));
+    req.on('response', (res) => {
+      const status = res.statusCode ?? 0;
+      const chunks: Buffer[] = [];
+      let kept = 0;
+      res.on('data', (chunk: Buffer) => {
+        const room = opts.maxBodyBytes - kept;
+        if (chunk.length > room) {
+          chunks.push(chunk.subarray(0, room));
+          // Stop reading: the cap is what we promised to look at, not a reason to fail.
+          finish({ ok: true, status, body: Buffer.concat(chunks).toString('utf8'), truncated: true }, true);
+          return;
+        }
+        chunks.push(chunk);
+        kept += chunk.length;
+      });
+      res.on('end', () => finish({ ok: true, status, body: Buffer.concat(chunks).toString('utf8'), truncated: false }, false));
+      res.on('error', (err) => finish({ ok: false, error: describeError(err) }, true));
+      res.on('close', () => finish({ ok: false, error: 'connection closed before the body ended' }, true));
+    });
+    req.end();
+  });
+}
+
+/** `connect ECONNREFUSED`, `getaddrinfo ENOTFOUND`, `read ECONNRESET`, `socket hang up`: no addresses, no stack. */
+export function describeError(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  if (typeof e?.code === 'string' && typeof e.syscall === 'string') return `${e.syscall} ${e.code}`;
+  if (typeof e?.message === 'string' && e.message !== '') return e.message;
+  return String(err);
+}

@@ -1,0 +1,162 @@
+// Active health checks: one probe loop per site, feeding results to the health
+// state machine through onResult. The prober only observes; it never decides
+// up or down (that is the reducer's job, with rise/fall).
+import { performance } from 'node:perf_hooks';
+import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics/metrics.js';
+import type { HealthPolicy, SitePolicy } from '../config/policy.js';
+import { createAgents, destroyAgents, httpGet, joinUrl, type HttpAgents, type HttpGetResult } from './http-get.js';
+import { RepeatLoop } from './repeat-loop.js';
+
+export interface ProbeResult {
+  readonly passed: boolean;
+  /** In words: `status 200`, `connect ECONNREFUSED`, `timeout after 500ms`, `status 503`, `body lacks "ok"`. */
+  readonly detail: string;
+  readonly durationMs: number;
+  readonly status?: number;
+}
+
+export interface ProberDeps {
+  onResult(site: string, result: ProbeResult): void;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  /** 0 <= random() < 1; injectable so tests can pin the jitter. */
+  readonly random?: () => number;
+}
+
+/** The probe looks at most this much body for expectBody: health pages are small. */
+const MAX_PROBE_BODY_BYTES = 64 * 1024;
+
+export class Prober {
+  readonly #deps: ProberDeps;
+  readonly #random: () => number;
+  readonly #agents: HttpAgents = createAgents();
+  readonly #loops = new Map<string, SiteLoop>();
+  #closed = false;
+
+  constructor(deps: ProberDeps) {
+    this.#deps = deps;
+    this.#random = deps.random ?? Math.random;
+  }
+
+  /**
+   * Sites whose url and health settings did not change keep their loop and its
+   * timing (a reload must not make every site probe at once, nor reset a probe
+   * about to report); changed sites restart with an immediate probe; removed
+   * sites stop and report nothing more.
+   */
+  update(sites: readonly SitePolicy[]): void {
+    if (this.#closed) return;
+    const wanted = new Map(sites.map((s) => [s.name, s]));
+    for (const [name, loop] of this.#loops) {
+      const site = wanted.get(name);
+      if (site === undefined || settingsKey(site) !== loop.key) {
+        void loop.stop();
+        this.#loops.delete(name);
+      }
+    }
+    for (const site of sites) {
+      if (this.#loops.has(site.name)) continue;
+      const loop = new SiteLoop(site, this.#deps, this.#agents, this.#random);
+      this.#loops.set(site.name, loop);
+      loop.start();
+    }
+  }
+
+  /** An extra round now (one site or all); resolves when its results are reported. */
+  async probeNow(site?: string): Promise<void> {
+    const loops = site === undefined ? [...this.#loops.values()] : [this.#loops.get(site)].filter((l) => l !== undefined);
+    await Promise.all(loops.map((l) => l.loop.runNow()));
+  }
+
+  /** Resolves when every current site has reported at least once (or stopped trying). */
+  async firstRound(): Promise<void> {
+    await Promise.all([...this.#loops.values()].map((l) => l.firstResult));
+  }
+
+  /** Clears every timer and aborts probes in flight; resolves once they have settled. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const stopping = [...this.#loops.values()].map((l) => l.stop());
+    this.#loops.clear();
+    await Promise.all(stopping);
+    destroyAgents(this.#agents);
+  }
+}
+
+/** `intervalMs` ± `jitter` (a fraction): spreads probes so sites sharing a host are not hit in lockstep. */
+export function jitteredDelayMs(intervalMs: number, jitter: number, random: () => number): number {
+  const fraction = Math.min(1, Math.max(0, jitter));
+  return Math.max(0, Math.round(intervalMs * (1 + fraction * (2 * random() - 1))));
+}
+
+/** The probe's verdict on one answer, before timing is added. */
+export function judgeProbe(health: HealthPolicy, answer: HttpGetResult): Omit<ProbeResult, 'durationMs'> {
+  if (!answer.ok) return { passed: false, detail: answer.error };
+  const { status } = answer;
+  if (!health.expectStatus.includes(status)) return { passed: false, detail: `status ${status}`, status };
+  if (health.expectBody !== undefined && !answer.body.includes(health.expectBody)) {
+    return { passed: false, detail: `body lacks ${JSON.stringify(health.expectBody)}`, status };
+  }
+  return { passed: true, detail: `status ${status}`, status };
+}
+
+function settingsKey(site: SitePolicy): string {
+  const h = site.health;
+  return JSON.stringify([site.url, h.path, h.intervalMs, h.jitter, h.timeoutMs, h.expectStatus, h.expectBody ?? null]);
+}
+
+class SiteLoop {
+  readonly key: string;
+  readonly loop: RepeatLoop;
+  readonly firstResult: Promise<void>;
+  readonly #site: SitePolicy;
+  readonly #deps: ProberDeps;
+  readonly #agents: HttpAgents;
+  readonly #url: string;
+  #reportedFirst: () => void = () => undefined;
+
+  constructor(site: SitePolicy, deps: ProberDeps, agents: HttpAgents, random: () => number) {
+    this.key = settingsKey(site);
+    this.#site = site;
+    this.#deps = deps;
+    this.#agents = agents;
+    this.#url = joinUrl(site.url, site.health.path);
+    this.firstResult = new Promise((resolve) => { this.#reportedFirst = resolve; });
+    this.loop = new RepeatLoop(
+      (signal) => this.#probe(signal),
+      () => jitteredDelayMs(site.health.intervalMs, site.health.jitter, random),
+    );
+  }
+
+  start(): void {
+    this.loop.start();
+  }
+
+  stop(): Promise<void> {
+    // A stopped site will never report: let firstRound() stop waiting for it.
+    this.#reportedFirst();
+    return this.loop.stop();
+  }
+
+  async #probe(signal: AbortSignal): Promise<void> {
+    const { name, health } = this.#site;
+    const startedMs = performance.now();
+    const answer = await httpGet(this.#url, {
+      timeoutMs: health.timeoutMs, maxBodyBytes: MAX_PROBE_BODY_BYTES, agents: this.#agents, signal,
+    });
+    // Results of a loop that was stopped (site removed or re-configured, or close()) are stale.
+    if (signal.aborted) return;
+    const durationMs = performance.now() - startedMs;
+    const result: ProbeResult = { ...judgeProbe(health, answer), durationMs };
+    this.#deps.metrics.healthChecks.inc({ site: name, result: result.passed ? 'pass' : 'fail' });
+    this.#deps.metrics.healthCheckDuration.observe({ site: name }, durationMs / 1000);
+    this.#deps.logger.debug({ site: name, passed: result.passed, detail: result.detail, durationMs }, 'probe finished');
+    try {
+      this.#deps.onResult(name, result);
+    } catch (err) {
+      this.#deps.logger.error({ err, site: name }, 'probe result handler failed');
+    }
+    this.#reportedFirst();
+  }
+}
