@@ -1,0 +1,122 @@
+// The second pass: rules that tie one place in the policy to another (a route
+// naming a site, a drain naming a building, a ramp's order). It reads the raw
+// data defensively, so it runs even when the schema pass found problems and an
+// operator sees every mistake in one `detour check`.
+import { NAME_PATTERN, NAME_RULE, coerceNumber } from './field-rules.js';
+import type { PathSegment } from './read-yaml-tree.js';
+import { suggestKey } from './suggest-key.js';
+
+export interface ReferenceProblem {
+  readonly path: readonly PathSegment[];
+  /** Point at the key itself (a bad name) or at its value. */
+  readonly at: 'key' | 'value';
+  readonly message: string;
+}
+
+type Data = Record<string, unknown>;
+
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+export function checkReferences(root: unknown): ReferenceProblem[] {
+  const problems: ReferenceProblem[] = [];
+  const report = (path: readonly PathSegment[], message: string, at: 'key' | 'value' = 'value') => problems.push({ path, at, message });
+  if (!isData(root)) return problems;
+
+  const sites = isData(root.sites) ? root.sites : undefined;
+  const siteNames = sites === undefined ? undefined : Object.keys(sites);
+  const buildings = new Set<string>();
+  if (sites !== undefined && siteNames !== undefined) {
+    if (siteNames.length === 0) report(['sites'], 'must define at least one site');
+    for (const name of siteNames) {
+      if (!NAME_PATTERN.test(name)) report(['sites', name], `site name "${name}" ${NAME_RULE}`, 'key');
+      const site = sites[name];
+      buildings.add(isData(site) && typeof site.building === 'string' ? site.building : name);
+    }
+  }
+
+  const routes = Array.isArray(root.routes) ? root.routes : [];
+  const firstRouteByName = new Map<string, number>();
+  routes.forEach((route: unknown, index) => {
+    if (!isData(route)) return;
+    const path = ['routes', index];
+    if (typeof route.name === 'string') {
+      const first = firstRouteByName.get(route.name);
+      if (first === undefined) firstRouteByName.set(route.name, index);
+      else report([...path, 'name'], `duplicate route name "${route.name}" (already used by routes[${first}])`);
+    }
+    if (Array.isArray(route.sites)) checkSiteList(route.sites, [...path, 'sites'], siteNames, report);
+    if (isData(route.failback)) checkFailback(route.failback, [...path, 'failback'], report);
+  });
+
+  if (isData(root.drain)) {
+    const drain = root.drain;
+    if (Array.isArray(drain.sites) && siteNames !== undefined) {
+      drain.sites.forEach((name: unknown, index) => {
+        if (typeof name === 'string' && !siteNames.includes(name)) report(['drain', 'sites', index], describeUnknown('site', name, siteNames));
+      });
+    }
+    if (Array.isArray(drain.buildings) && sites !== undefined) {
+      drain.buildings.forEach((name: unknown, index) => {
+        if (typeof name === 'string' && !buildings.has(name)) {
+          report(['drain', 'buildings', index], describeUnknown('building', name, [...buildings], 'no site is in building'));
+        }
+      });
+    }
+  }
+
+  const webhooks = isData(root.notify) && Array.isArray(root.notify.webhooks) ? root.notify.webhooks : [];
+  webhooks.forEach((hook: unknown, index) => {
+    if (!isData(hook) || !isData(hook.headers)) return;
+    for (const header of Object.keys(hook.headers)) {
+      if (!HEADER_NAME.test(header)) report(['notify', 'webhooks', index, 'headers', header], `"${header}" is not a valid HTTP header name`, 'key');
+    }
+  });
+  return problems;
+}
+
+function checkSiteList(
+  list: unknown[],
+  path: readonly PathSegment[],
+  siteNames: readonly string[] | undefined,
+  report: (path: readonly PathSegment[], message: string) => void,
+): void {
+  const seen = new Map<string, number>();
+  list.forEach((name, index) => {
+    if (typeof name !== 'string') return;
+    const first = seen.get(name);
+    if (first !== undefined) report([...path, index], `site "${name}" is listed twice (also at position ${first + 1}); each site appears once, in order of preference`);
+    else seen.set(name, index);
+    if (siteNames !== undefined && !siteNames.includes(name)) report([...path, index], describeUnknown('site', name, siteNames));
+  });
+}
+
+function checkFailback(failback: Data, path: readonly PathSegment[], report: (path: readonly PathSegment[], message: string, at?: 'key' | 'value') => void): void {
+  if (Array.isArray(failback.ramp) && failback.ramp.length > 0) {
+    const steps = failback.ramp.map(coerceNumber);
+    steps.forEach((step, index) => {
+      const before = steps[index - 1];
+      if (index > 0 && typeof step === 'number' && typeof before === 'number' && step <= before) {
+        report([...path, 'ramp', index], `ramp steps must increase: ${step} comes after ${before}`);
+      }
+    });
+    const last = steps[steps.length - 1];
+    if (typeof last === 'number' && last !== 100) {
+      report([...path, 'ramp', steps.length - 1], `the last ramp step must be 100 (all traffic back on the preferred site), not ${last}`);
+    }
+  }
+  const verify = failback.verify;
+  if (isData(verify) && verify.max !== undefined && verify.field === undefined) {
+    report([...path, 'verify', 'max'], 'needs verify.field: max is the largest value allowed in that JSON field', 'key');
+  }
+}
+
+function describeUnknown(kind: string, name: string, known: readonly string[], lead = `unknown ${kind}`): string {
+  const guess = suggestKey(name, known);
+  if (guess !== undefined) return `${lead} "${name}" (did you mean "${guess}"?)`;
+  const plural = kind === 'building' ? 'buildings' : `${kind}s`;
+  return known.length === 0 ? `${lead} "${name}" (no ${plural} are defined)` : `${lead} "${name}" (${plural}: ${known.join(', ')})`;
+}
+
+function isData(value: unknown): value is Data {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

@@ -1,0 +1,101 @@
+// Checks for single policy values (durations, URLs, names, numbers from the
+// environment), shared by the schema and the cross-reference pass. Each returns
+// a message an operator can act on, or the cleaned value.
+import ms from 'ms';
+
+/** Site, route and building names: safe in URLs, metric labels and log lines. */
+export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+export const NAME_RULE = "must start with a letter or digit and use only letters, digits, '.', '_' and '-'";
+
+export type Checked<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly message: string };
+
+const BARE_NUMBER = /^[-+]?(\d+\.?\d*|\.\d+)$/;
+
+export function parseDurationMs(input: unknown): Checked<number> {
+  if (input === null) return { ok: false, message: 'is empty (expected a duration like 500ms, 2s or 5m)' };
+  if (typeof input === 'number' || (typeof input === 'string' && BARE_NUMBER.test(input.trim()))) {
+    // A bare 30 could mean seconds or milliseconds; guessing wrong by 1000x is worse than asking.
+    return { ok: false, message: `needs a unit: write ${String(input).trim()}ms or ${String(input).trim()}s, not a bare number` };
+  }
+  if (typeof input !== 'string') return { ok: false, message: `must be a duration like 500ms, 2s or 5m (got ${describeValue(input)})` };
+  const text = input.trim();
+  const value = text === '' ? undefined : (ms(text as ms.StringValue) as number | undefined);
+  if (value === undefined || !Number.isFinite(value)) {
+    return { ok: false, message: `"${input}" is not a duration (use a number and a unit: 250ms, 2s, 5m, 1h)` };
+  }
+  if (value < 0) return { ok: false, message: `"${input}" is negative; durations must be 0 or more` };
+  return { ok: true, value: Math.round(value) };
+}
+
+export interface UrlRule {
+  readonly schemes: readonly string[];
+  /** Webhooks often carry a token in the query; upstream base URLs must not. */
+  readonly allowQuery: boolean;
+  readonly allowCredentials: boolean;
+  readonly example: string;
+}
+
+export function checkUrl(input: unknown, rule: UrlRule): Checked<string> {
+  if (input === null) return { ok: false, message: `is empty (expected a URL like ${rule.example})` };
+  if (typeof input !== 'string') return { ok: false, message: `must be a URL like ${rule.example} (got ${describeValue(input)})` };
+  const text = input.trim();
+  if (!text.includes('://')) {
+    // `10.0.0.10:8080` or `localhost:8080` would otherwise parse with a bogus scheme.
+    return { ok: false, message: `"${input}" is not a URL: write the scheme too, like ${rule.example}` };
+  }
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return { ok: false, message: `"${input}" is not a valid URL (expected something like ${rule.example})` };
+  }
+  const scheme = url.protocol.slice(0, -1);
+  const schemes = rule.schemes.join(' or ');
+  if (!rule.schemes.includes(scheme)) return { ok: false, message: `"${input}" must use ${schemes}, not ${scheme}` };
+  if (url.hostname === '') return { ok: false, message: `"${input}" has no host` };
+  if (url.hash !== '' || text.includes('#')) return { ok: false, message: `"${input}" must not have a #fragment` };
+  if (!rule.allowQuery && (url.search !== '' || text.includes('?'))) {
+    return { ok: false, message: `"${input}" must not have a ?query (a base path like /api is fine)` };
+  }
+  if (!rule.allowCredentials && (url.username !== '' || url.password !== '')) {
+    return { ok: false, message: `"${input}" must not contain a user or password` };
+  }
+  return { ok: true, value: text };
+}
+
+export const UPSTREAM_URL: UrlRule = { schemes: ['http', 'https'], allowQuery: false, allowCredentials: false, example: 'http://10.0.0.10:8080' };
+export const WEBHOOK_URL: UrlRule = { schemes: ['http', 'https'], allowQuery: true, allowCredentials: false, example: 'https://hooks.example.go.id/detour' };
+export const REDIS_URL: UrlRule = { schemes: ['redis', 'rediss'], allowQuery: true, allowCredentials: true, example: 'redis://127.0.0.1:6379/0' };
+
+const HOST_LABEL = '[a-z0-9](?:[a-z0-9-]*[a-z0-9])?';
+const HOST_PATTERN = new RegExp(`^(?:\\*\\.)?${HOST_LABEL}(?:\\.${HOST_LABEL})*$`);
+
+/** Route hosts compare case-insensitively, so they are stored in lower case; `*.` matches any subdomain. */
+export function checkHostPattern(input: string): Checked<string> {
+  const host = input.trim().toLowerCase();
+  if (!HOST_PATTERN.test(host)) {
+    return { ok: false, message: `"${input}" is not a host name; write it like ceir.example.go.id or *.example.go.id (no scheme, port or path)` };
+  }
+  return { ok: true, value: host };
+}
+
+export function checkRequestPath(input: string): Checked<string> {
+  if (!input.startsWith('/')) return { ok: false, message: `"${input}" must start with /` };
+  if (/\s/.test(input)) return { ok: false, message: `"${input}" must not contain spaces` };
+  return { ok: true, value: input };
+}
+
+/** Numbers that came in through `${VAR}` arrive as text; take them as numbers. */
+export function coerceNumber(input: unknown): unknown {
+  if (typeof input === 'string' && /^\s*[-+]?(\d+\.?\d*|\.\d+)\s*$/.test(input)) return Number(input);
+  return input;
+}
+
+export function describeValue(input: unknown): string {
+  if (input === undefined) return 'nothing';
+  if (input === null) return 'an empty value';
+  if (Array.isArray(input)) return 'a list';
+  if (typeof input === 'string') return JSON.stringify(input.length > 40 ? `${input.slice(0, 40)}…` : input);
+  if (typeof input === 'object') return 'a map';
+  return String(input);
+}

@@ -1,0 +1,194 @@
+// YAML text -> a deeply frozen Policy, or every problem in the file at once,
+// each with the LINE:COL an operator should edit. Pure: the caller supplies the
+// text and the environment (see load-policy.ts for the file system side).
+import type { z } from 'zod';
+import { describeValue } from './field-rules.js';
+import { checkReferences } from './check-references.js';
+import type { ParseResult, Policy, PolicyError, RoutePolicy, SitePolicy } from './policy.js';
+import { formatPath, pathKey, readYamlTree, type PathSegment, type Position, type YamlTree } from './read-yaml-tree.js';
+import { listAllowedKeys, policySchema, type PolicyDocument } from './schema.js';
+import { suggestKey } from './suggest-key.js';
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/**
+ * admin.token is the one value that may reference an unset variable: the token
+ * is then simply absent (as it is when the variable is set but empty), and the
+ * admin API refuses every mutating call. A gateway started without its secret
+ * still routes traffic; it just cannot be changed remotely.
+ */
+function isAdminToken(path: readonly PathSegment[]): boolean {
+  return path.length === 2 && path[0] === 'admin' && path[1] === 'token';
+}
+
+export function parsePolicy(text: string, file: string, env: Env): ParseResult {
+  const read = readYamlTree(text, { env, isOptionalWhenUnset: isAdminToken });
+  const errors: PolicyError[] = read.problems.map((p) => ({ file, ...p.position, path: formatPath(p.path), message: p.message }));
+  if (!read.ok) return failWith(errors);
+  const { tree } = read;
+  const root = tree.value;
+  if (typeof root !== 'object' || root === null || Array.isArray(root)) {
+    const message = root === null
+      ? 'the policy is empty; it needs at least sites and routes'
+      : `must be a map of settings such as sites: and routes: (got ${describeValue(root)})`;
+    return failWith([...errors, { file, line: 1, col: 1, path: '(top level)', message }]);
+  }
+
+  const report = (path: readonly PropertyKey[], message: string, at: 'key' | 'value' = 'value') => {
+    const segments = path.map((s) => (typeof s === 'number' ? s : String(s)));
+    // A scalar whose ${VAR} failed already has its error; its raw text would only add noise.
+    if (tree.interpolationFailed.has(pathKey(segments))) return;
+    errors.push({ file, ...locate(tree, segments, at), path: formatPath(segments), message });
+  };
+
+  const parsed = policySchema.safeParse(root, { reportInput: true, error: describeIssue });
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      if (issue.code === 'unrecognized_keys') {
+        const allowed = listAllowedKeys(issue.path);
+        for (const key of issue.keys) report([...issue.path, key], describeUnknownKey(key, allowed), 'key');
+      } else {
+        report(issue.path, issue.message);
+      }
+    }
+  }
+  for (const problem of checkReferences(root)) report(problem.path, problem.message, problem.at);
+
+  if (errors.length > 0 || !parsed.success) return failWith(errors);
+  const siteOrder = tree.keyOrder.get(pathKey(['sites'])) ?? Object.keys(parsed.data.sites);
+  return { ok: true, policy: freezeDeep(buildPolicy(parsed.data, file, siteOrder)) };
+}
+
+function failWith(errors: PolicyError[]): ParseResult {
+  const seen = new Set<string>();
+  const unique = errors.filter((e) => {
+    const key = `${e.line}:${e.col} ${e.path}: ${e.message}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+  unique.sort((a, b) => a.line - b.line || a.col - b.col);
+  return { ok: false, errors: Object.freeze(unique.map((e) => Object.freeze(e))) };
+}
+
+function locate(tree: YamlTree, path: readonly PathSegment[], at: 'key' | 'value'): Position {
+  if (at === 'key') {
+    const position = tree.keyPositions.get(pathKey(path));
+    if (position !== undefined) return position;
+  }
+  // A missing key has no position of its own: point at the map that should hold it.
+  for (let length = path.length; length >= 0; length--) {
+    const position = tree.valuePositions.get(pathKey(path.slice(0, length)));
+    if (position !== undefined) return position;
+  }
+  return { line: 1, col: 1 };
+}
+
+function describeUnknownKey(key: string, allowed: readonly string[]): string {
+  if (key === '<<') return 'YAML merge keys (<<) are not supported; write the settings out';
+  const guess = suggestKey(key, allowed);
+  if (guess !== undefined) return `unknown key (did you mean "${guess}"?)`;
+  return allowed.length > 0 ? `unknown key (allowed here: ${allowed.join(', ')})` : 'unknown key';
+}
+
+const EXPECTED: Record<string, string> = {
+  string: 'a string',
+  number: 'a number',
+  int: 'a whole number',
+  boolean: 'true or false',
+  array: 'a list',
+  object: 'a map of key: value',
+  record: 'a map of key: value',
+};
+
+function describeIssue(issue: z.core.$ZodRawIssue): string | undefined {
+  switch (issue.code) {
+    case 'invalid_type':
+      if (issue.input === undefined) return 'is required';
+      return `must be ${EXPECTED[issue.expected] ?? issue.expected} (got ${describeValue(issue.input)})`;
+    case 'too_small':
+      if (issue.origin === 'array') return `must list at least ${String(issue.minimum)}`;
+      if (issue.origin === 'string') return 'must not be empty';
+      return `must be ${issue.inclusive ? 'at least' : 'more than'} ${String(issue.minimum)}`;
+    case 'too_big':
+      return `must be ${issue.inclusive ? 'at most' : 'less than'} ${String(issue.maximum)}`;
+    case 'invalid_value':
+      return `must be one of ${issue.values.map(String).join(', ')} (got ${describeValue(issue.input)})`;
+    default:
+      return undefined;
+  }
+}
+
+function buildPolicy(doc: PolicyDocument, file: string, siteOrder: readonly string[]): Policy {
+  const sites = siteOrder.map((name): SitePolicy => {
+    const site = doc.sites[name]!;
+    const { health } = site;
+    return {
+      name,
+      url: site.url,
+      building: site.building ?? name,
+      timeouts: { connectMs: site.timeouts.connect, responseMs: site.timeouts.response },
+      health: {
+        path: health.path,
+        intervalMs: health.interval,
+        jitter: health.jitter,
+        timeoutMs: health.timeout,
+        rise: health.rise,
+        fall: health.fall,
+        expectStatus: health.expectStatus,
+        ...(health.expectBody !== undefined && { expectBody: health.expectBody }),
+      },
+      passive: { failureThreshold: site.passive.failureThreshold },
+    };
+  });
+  const routes = doc.routes.map((route): RoutePolicy => {
+    const { failback } = route;
+    const verify = failback.verify;
+    return {
+      name: route.name,
+      match: { ...(route.match.host !== undefined && { host: route.match.host }), pathPrefix: route.match.pathPrefix },
+      sites: route.sites,
+      priority: route.priority,
+      failover: { mode: route.failover.mode },
+      failback: {
+        mode: failback.mode,
+        holdDownMs: failback.holdDown,
+        ...(verify !== undefined && {
+          verify: {
+            path: verify.path,
+            ...(verify.field !== undefined && { field: verify.field }),
+            ...(verify.max !== undefined && { max: verify.max }),
+            intervalMs: verify.interval,
+            timeoutMs: verify.timeout,
+          },
+        }),
+        ramp: failback.ramp,
+        stepMs: failback.step,
+        ...(failback.maxConcurrent !== undefined && { maxConcurrent: failback.maxConcurrent }),
+      },
+      retry: { on: route.retry.on, maxBodyBytes: route.retry.maxBodyBytes },
+    };
+  });
+  return {
+    file,
+    listen: { host: doc.listen.host, port: doc.listen.port },
+    admin: { host: doc.admin.host, port: doc.admin.port, ...(doc.admin.token !== undefined && { token: doc.admin.token }) },
+    sites,
+    routes,
+    drain: { buildings: doc.drain.buildings, sites: doc.drain.sites },
+    unavailable: { status: doc.unavailable.status, retryAfterSeconds: Math.ceil(doc.unavailable.retryAfter / 1000) },
+    ...(doc.state !== undefined && { state: { redis: { url: doc.state.redis.url, keyPrefix: doc.state.redis.keyPrefix } } }),
+    notify: {
+      webhooks: doc.notify.webhooks.map((hook) => ({ url: hook.url, timeoutMs: hook.timeout, retries: hook.retries, headers: { ...hook.headers } })),
+    },
+    shutdown: { graceMs: doc.shutdown.grace },
+  };
+}
+
+function freezeDeep<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) freezeDeep(child);
+  }
+  return value;
+}
