@@ -1,0 +1,204 @@
+// The data plane: every client request and WebSocket upgrade comes through
+// here. It only reads the current route table (replaced whole by the control
+// plane) and reports what live traffic sees through the narrow `passive`
+// interface; it never changes routing state itself.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Policy, RoutePolicy } from '../config/policy.js';
+import { siteByName } from '../config/policy.js';
+import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { matchRoute } from '../routing/match-route.js';
+import { pickSite } from '../routing/pick-site.js';
+import type { RouteDecision, RouteTable } from '../routing/route-table.js';
+import { Exchange, unavailableAnswer, type ExchangeContext, type PassiveHealth } from './exchange.js';
+import { createProxyEngine, type ProxyEngine } from './http-proxy-adapter.js';
+import { InFlightRegistry } from './in-flight.js';
+import { sendLocal, sendLocalOnSocket, type LocalAnswer } from './local-response.js';
+
+export type { PassiveHealth } from './exchange.js';
+
+export interface ForwarderDeps {
+  currentTable(): RouteTable;
+  readonly passive: PassiveHealth;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  /** Source for weighted site picks (tests pass a fixed one). */
+  readonly random?: () => number;
+  /** Defaults to the http-proxy-3 engine. */
+  readonly engine?: ProxyEngine;
+}
+
+const NOT_FOUND: LocalAnswer = { status: 404, message: 'detour: no route matches this request' };
+const SHUTTING_DOWN: LocalAnswer = { status: 503, message: 'detour: shutting down', headers: { connection: 'close' } };
+
+export class Forwarder {
+  private readonly engine: ProxyEngine;
+  private readonly log: Logger;
+  private readonly exchanges = new Set<Exchange>();
+  private readonly registry = new InFlightRegistry<Exchange>();
+  private readonly upgraded = new Set<Duplex>();
+  private readonly context: ExchangeContext;
+  private closing: Promise<void> | undefined;
+  private onIdle: (() => void) | undefined;
+
+  constructor(private readonly deps: ForwarderDeps) {
+    this.log = deps.logger;
+    this.engine = deps.engine ?? createProxyEngine({ logger: this.log });
+    const table = (): RouteTable => deps.currentTable();
+    this.context = {
+      engine: this.engine,
+      passive: deps.passive,
+      metrics: deps.metrics,
+      logger: this.log,
+      random: deps.random ?? Math.random,
+      registry: this.registry,
+      decisionFor: (route) => table().byName.get(route),
+      siteFor: (name) => siteByName(table().policy, name),
+      unavailable: () => table().policy.unavailable,
+      finished: (exchange) => {
+        this.exchanges.delete(exchange);
+        if (this.exchanges.size === 0) this.onIdle?.();
+      },
+    };
+  }
+
+  /** Requests not yet finished (WebSocket connections are not counted). */
+  inFlight(): number {
+    return this.exchanges.size;
+  }
+
+  handle(req: IncomingMessage, res: ServerResponse): void {
+    const startedMs = performance.now();
+    if (this.closing) {
+      sendLocal(res, SHUTTING_DOWN);
+      return;
+    }
+    const table = this.deps.currentTable();
+    const route = matchRoute(table.policy, req.headers.host, req.url ?? '/');
+    if (!route) {
+      this.count('none', 'none', NOT_FOUND.status, startedMs);
+      sendLocal(res, NOT_FOUND);
+      return;
+    }
+    const decision = table.byName.get(route.name);
+    if (!decision || !canServe(decision)) {
+      this.answerUnavailable(res, table.policy, route, startedMs);
+      return;
+    }
+    const exchange = new Exchange(this.context, req, res, route, decision, startedMs);
+    this.exchanges.add(exchange);
+    exchange.start().catch((err: unknown) => {
+      // Nothing in start() should throw; if it does, the client still gets an answer.
+      this.log.error({ err, route: route.name }, 'proxy: request handling failed');
+      sendLocal(res, { status: 502, message: 'detour: internal error while forwarding' });
+    });
+  }
+
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const startedMs = performance.now();
+    socket.on('error', (err) => this.log.debug({ err: err.message }, 'proxy: websocket client socket error'));
+    if (this.closing) {
+      sendLocalOnSocket(socket, SHUTTING_DOWN);
+      return;
+    }
+    if (String(req.headers.upgrade ?? '').toLowerCase() !== 'websocket' || req.method !== 'GET') {
+      sendLocalOnSocket(socket, { status: 400, message: 'detour: only WebSocket upgrades (GET, Upgrade: websocket) are supported' });
+      return;
+    }
+    const table = this.deps.currentTable();
+    const route = matchRoute(table.policy, req.headers.host, req.url ?? '/');
+    if (!route) {
+      this.count('none', 'none', NOT_FOUND.status, startedMs);
+      sendLocalOnSocket(socket, NOT_FOUND);
+      return;
+    }
+    const decision = table.byName.get(route.name);
+    const site = decision && canServe(decision) ? pickSite(decision, this.context.random) : null;
+    const sitePolicy = site === null ? undefined : siteByName(table.policy, site);
+    if (site === null || !sitePolicy) {
+      const { status, retryAfterSeconds } = table.policy.unavailable;
+      this.count(route.name, 'none', status, startedMs);
+      sendLocalOnSocket(socket, unavailableAnswer(route.name, status, retryAfterSeconds));
+      return;
+    }
+
+    this.upgraded.add(socket);
+    socket.once('close', () => this.upgraded.delete(socket));
+    const target = { url: sitePolicy.url, connectMs: sitePolicy.timeouts.connectMs, responseMs: sitePolicy.timeouts.responseMs };
+    const log = this.log.child({ route: route.name, site });
+    // WebSocket handshakes are not retried on another site: the engine ends the
+    // client socket when an attempt fails, and clients reconnect on their own.
+    this.engine.ws(req, socket as Socket, head, target, { 'x-detour-site': site }, {
+      upgraded: () => this.count(route.name, site, 101, startedMs),
+      responded: (status) => {
+        this.deps.passive.responded(site, status);
+        this.count(route.name, site, status, startedMs);
+      },
+      failed: (error, afterUpgrade) => {
+        if (afterUpgrade) {
+          log.debug({ detail: error.detail }, 'proxy: websocket connection to site ended with an error');
+          return;
+        }
+        log.warn({ code: error.code, detail: error.detail }, 'proxy: websocket handshake with site failed');
+        this.deps.passive.connectionFailed(site, error.detail);
+        this.count(route.name, site, error.status, startedMs);
+        sendLocalOnSocket(socket, {
+          status: error.status,
+          message: `detour: site "${site}" failed: ${error.detail}`,
+          headers: { 'x-detour-site': site },
+        });
+      },
+    });
+  }
+
+  /**
+   * The control plane declared `site` down (the current table already reflects
+   * it): requests still waiting for its response headers move to the next
+   * eligible site now, when their body can be replayed.
+   */
+  siteDown(site: string): void {
+    const waiting = this.registry.on(site);
+    if (waiting.length > 0) this.log.info({ site, requests: waiting.length }, 'proxy: moving requests off a site declared down');
+    for (const exchange of waiting) exchange.siteDown(site);
+  }
+
+  /** Stop taking new work, let in-flight requests finish for up to graceMs, then cut off what is left. */
+  close(graceMs: number): Promise<void> {
+    this.closing ??= this.drain(graceMs);
+    return this.closing;
+  }
+
+  private async drain(graceMs: number): Promise<void> {
+    if (this.exchanges.size > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, graceMs);
+        timer.unref();
+        this.onIdle = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.onIdle = undefined;
+    }
+    for (const exchange of this.exchanges) exchange.abort();
+    for (const socket of this.upgraded) socket.destroy();
+    this.engine.close();
+  }
+
+  private answerUnavailable(res: ServerResponse, policy: Policy, route: RoutePolicy, startedMs: number): void {
+    const { status, retryAfterSeconds } = policy.unavailable;
+    this.count(route.name, 'none', status, startedMs);
+    sendLocal(res, unavailableAnswer(route.name, status, retryAfterSeconds));
+  }
+
+  private count(route: string, site: string, code: number, startedMs: number): void {
+    this.deps.metrics.requests.inc({ route, site, code: String(code) });
+    this.deps.metrics.requestDuration.observe({ route, site }, (performance.now() - startedMs) / 1000);
+  }
+}
+
+function canServe(decision: RouteDecision): boolean {
+  return decision.state !== 'unavailable' && decision.weights.some((w) => w.weight > 0);
+}

@@ -1,0 +1,66 @@
+// Read a request body into memory when it is small enough to send twice.
+// That is what makes a retry safe for any method: a body we hold in full can be
+// re-sent byte for byte to the next site. A larger body streams through once
+// and its request is never retried (we could not send it again).
+import type { IncomingMessage } from 'node:http';
+import { PassThrough } from 'node:stream';
+import type { OutgoingBody } from './http-proxy-adapter.js';
+
+export type ReadBody =
+  | OutgoingBody
+  /** The client went away or broke the body before it was complete. */
+  | { readonly kind: 'aborted'; readonly detail: string };
+
+/** True when the body can be sent again on a retry. */
+export function isReplayable(body: OutgoingBody): boolean {
+  return body.kind === 'none' || body.kind === 'buffered';
+}
+
+export function readRequestBody(req: IncomingMessage, maxBytes: number): Promise<ReadBody> {
+  const length = contentLength(req);
+  const chunked = req.headers['transfer-encoding'] !== undefined;
+  if (!chunked && (length === undefined || length === 0)) return Promise.resolve({ kind: 'none' });
+  // A declared length above the limit: do not hold anything, stream it all.
+  if (!chunked && length !== undefined && length > maxBytes) return Promise.resolve({ kind: 'stream' });
+
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const finish = (result: ReadBody): void => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('close', onClose);
+      resolve(result);
+    };
+    const onData = (chunk: Buffer): void => {
+      chunks.push(chunk);
+      total += chunk.length;
+      if (total > maxBytes) {
+        // Too big after all (chunked): forward what we have, then the rest, once.
+        req.pause();
+        const stream = new PassThrough();
+        for (const c of chunks) stream.write(c);
+        finish({ kind: 'stream', stream });
+        req.on('error', (err) => stream.destroy(err));
+        req.pipe(stream);
+      }
+    };
+    const onEnd = (): void => finish({ kind: 'buffered', bytes: Buffer.concat(chunks, total) });
+    const onError = (err: Error): void => finish({ kind: 'aborted', detail: err.message });
+    const onClose = (): void => {
+      if (!req.complete) finish({ kind: 'aborted', detail: 'client closed the request before its body was complete' });
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+    req.on('close', onClose);
+  });
+}
+
+function contentLength(req: IncomingMessage): number | undefined {
+  const raw = req.headers['content-length'];
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
+}

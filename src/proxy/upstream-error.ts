@@ -1,0 +1,60 @@
+// Why one attempt at a site failed before it answered, in one place: a stable
+// code, the status detour answers with when no other site can take the request,
+// a detail in words for logs and passive health (`connect ECONNREFUSED`,
+// `response timeout after 2000ms`), and the original error as `cause`.
+
+export type UpstreamErrorCode =
+  | 'connect_failed'    // refused, unreachable, DNS: nothing was sent
+  | 'connect_timeout'   // no TCP connection within timeouts.connect
+  | 'reset'             // the connection died before response headers
+  | 'response_timeout'  // connected, but no response headers within timeouts.response
+  | 'bad_response';     // the site answered something that is not HTTP
+
+const statusByCode: Readonly<Record<UpstreamErrorCode, number>> = {
+  connect_failed: 502,
+  connect_timeout: 504,
+  reset: 502,
+  response_timeout: 504,
+  bad_response: 502,
+};
+
+export class UpstreamError extends Error {
+  override readonly name = 'UpstreamError';
+  readonly code: UpstreamErrorCode;
+  /** What detour answers (502/504) when no other site can take the request. */
+  readonly status: number;
+  /** Short, bounded description: `connect ECONNREFUSED`, `response timeout after 2000ms`. */
+  readonly detail: string;
+
+  constructor(code: UpstreamErrorCode, detail: string, cause?: unknown) {
+    super(detail, cause === undefined ? undefined : { cause });
+    this.code = code;
+    this.status = statusByCode[code];
+    this.detail = detail;
+  }
+}
+
+export function connectTimeout(ms: number): UpstreamError {
+  return new UpstreamError('connect_timeout', `connect timeout after ${ms}ms`);
+}
+
+export function responseTimeout(ms: number): UpstreamError {
+  return new UpstreamError('response_timeout', `response timeout after ${ms}ms`);
+}
+
+/**
+ * Classify an error from the upstream request. `connected` says whether the TCP
+ * connection was up: the same ECONNRESET means "refused by a firewall" before
+ * and "died while working" after.
+ */
+export function toUpstreamError(err: unknown, connected: boolean): UpstreamError {
+  if (err instanceof UpstreamError) return err;
+  const code = typeof (err as { code?: unknown })?.code === 'string' ? (err as { code: string }).code : undefined;
+  const message = err instanceof Error ? err.message : String(err);
+  if (code?.startsWith('HPE_')) return new UpstreamError('bad_response', `bad response (${code})`, err);
+  if (!connected) return new UpstreamError('connect_failed', `connect ${code ?? message}`, err);
+  if (code === 'ECONNRESET' || code === 'EPIPE') {
+    return new UpstreamError('reset', message === 'socket hang up' ? 'socket hang up' : code, err);
+  }
+  return new UpstreamError('reset', code ?? message, err);
+}

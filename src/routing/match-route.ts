@@ -1,0 +1,56 @@
+// Which route a request belongs to. Pure: the policy, the Host header and the
+// request target in, the first matching route out (routes are in file order and
+// the first match wins, like a firewall rule list).
+import type { Policy, RoutePolicy } from '../config/policy.js';
+
+export function matchRoute(policy: Policy, host: string | undefined, path: string): RoutePolicy | undefined {
+  const requestHost = host === undefined ? undefined : normaliseHost(host);
+  const requestPath = pathOnly(path);
+  return policy.routes.find((route) =>
+    matchesHost(route.match.host, requestHost) && matchesPathPrefix(route.match.pathPrefix, requestPath));
+}
+
+/** `Ceir.Example.go.id:8080` -> `ceir.example.go.id`; `[::1]:80` -> `[::1]`; a trailing root dot is dropped. */
+export function normaliseHost(host: string): string {
+  let h = host.trim().toLowerCase();
+  if (h.startsWith('[')) {
+    const end = h.indexOf(']');
+    h = end === -1 ? h : h.slice(0, end + 1);
+  } else {
+    const colon = h.indexOf(':');
+    if (colon !== -1) h = h.slice(0, colon);
+  }
+  return h.endsWith('.') ? h.slice(0, -1) : h;
+}
+
+function matchesHost(pattern: string | undefined, host: string | undefined): boolean {
+  if (pattern === undefined) return true;
+  if (host === undefined || host === '') return false;
+  const p = pattern.toLowerCase();
+  // `*.example.com` is any subdomain at any depth, but not the bare domain: an
+  // operator who wants both writes two routes, which keeps each rule obvious.
+  if (p.startsWith('*.')) return host.endsWith(p.slice(1)) && host.length > p.length - 1;
+  return host === p;
+}
+
+/**
+ * Prefixes match whole path segments: `/api` takes `/api`, `/api/x` and `/api?q`
+ * but not `/apix`. A prefix ending in `/` (`/api/`) takes only what is below it.
+ */
+function matchesPathPrefix(prefix: string, path: string): boolean {
+  if (prefix === '/' || prefix === '') return true;
+  if (prefix.endsWith('/')) return path.startsWith(prefix);
+  return path === prefix || path.startsWith(`${prefix}/`);
+}
+
+/** The path of a request target, without query or fragment; absolute-form targets are reduced to their path. */
+function pathOnly(target: string): string {
+  let p = target;
+  if (!p.startsWith('/') && /^[a-z][a-z0-9+.-]*:\/\//i.test(p)) {
+    const afterScheme = p.indexOf('//') + 2;
+    const slash = p.indexOf('/', afterScheme);
+    p = slash === -1 ? '/' : p.slice(slash);
+  }
+  const cut = p.search(/[?#]/);
+  return cut === -1 ? p : p.slice(0, cut);
+}

@@ -1,0 +1,33 @@
+import t from 'tap';
+import { stripHopByHop } from '../../src/proxy/hop-by-hop.js';
+import { UpstreamError, connectTimeout, responseTimeout, toUpstreamError } from '../../src/proxy/upstream-error.js';
+
+t.test('stripHopByHop keeps end-to-end headers only', async (t) => {
+  const scenarios: Array<{ name: string; input: Record<string, string | string[]>; expect: Record<string, string | string[]> }> = [
+    { name: 'fixed list', input: { connection: 'keep-alive', 'keep-alive': 'timeout=5', te: 'trailers', trailer: 'x', 'transfer-encoding': 'chunked', upgrade: 'h2c', accept: '*/*' }, expect: { accept: '*/*' } },
+    { name: 'proxy-*', input: { 'proxy-authorization': 'Basic x', 'proxy-connection': 'close', 'x-proxy': 'kept' }, expect: { 'x-proxy': 'kept' } },
+    { name: 'named in Connection', input: { connection: 'X-Hop, close', 'x-hop': '1', 'x-other': '2' }, expect: { 'x-other': '2' } },
+    { name: 'multi-valued kept', input: { 'set-cookie': ['a=1', 'b=2'] }, expect: { 'set-cookie': ['a=1', 'b=2'] } },
+  ];
+  for (const s of scenarios) t.same(stripHopByHop(s.input), s.expect, s.name);
+});
+
+t.test('toUpstreamError classifies by phase and code', async (t) => {
+  const err = (code: string, message = code): Error => Object.assign(new Error(message), { code });
+  const scenarios: Array<[unknown, boolean, string, number, string]> = [
+    [err('ECONNREFUSED', 'connect ECONNREFUSED 127.0.0.1:1'), false, 'connect_failed', 502, 'connect ECONNREFUSED'],
+    [err('ENOTFOUND'), false, 'connect_failed', 502, 'connect ENOTFOUND'],
+    [err('ECONNRESET', 'socket hang up'), true, 'reset', 502, 'socket hang up'],
+    [err('ECONNRESET', 'read ECONNRESET'), true, 'reset', 502, 'ECONNRESET'],
+    [err('EPIPE'), true, 'reset', 502, 'EPIPE'],
+    [err('HPE_INVALID_CONSTANT', 'Parse Error'), true, 'bad_response', 502, 'bad response (HPE_INVALID_CONSTANT)'],
+    [new Error('weird'), true, 'reset', 502, 'weird'],
+    [connectTimeout(100), false, 'connect_timeout', 504, 'connect timeout after 100ms'],
+    [responseTimeout(2000), true, 'response_timeout', 504, 'response timeout after 2000ms'],
+  ];
+  for (const [input, connected, code, status, detail] of scenarios) {
+    const e = toUpstreamError(input, connected);
+    t.ok(e instanceof UpstreamError);
+    t.same([e.code, e.status, e.detail], [code, status, detail], detail);
+  }
+});
