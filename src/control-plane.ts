@@ -363,7 +363,11 @@ export class ControlPlane {
     this.#table = next;
     this.#scheduleWake();
     let changed = next.policy !== prev.policy;
-    for (const d of next.routes) {
+    // Report in decision order (priority first), so a level finishing is logged
+    // before the next level starting in the same decision.
+    const priority = new Map(next.policy.routes.map((r) => [r.name, r.priority]));
+    const ordered = [...next.routes].sort((a, b) => priority.get(a.name)! - priority.get(b.name)!);
+    for (const d of ordered) {
       const before = prev.byName.get(d.name);
       if (!before || before.state !== d.state || before.active !== d.active || !sameWeights(before, d)
         || before.reason !== d.reason) changed = true;

@@ -1,0 +1,251 @@
+// Wires the parts together and owns their start and close order:
+// metrics -> control plane -> probes/passive monitor/verifier -> proxy -> admin.
+// Close runs the other way: stop taking requests, let in-flight ones finish
+// (up to shutdown.grace), then stop probes and timers.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Registry } from 'prom-client';
+import type { Policy, RoutePolicy } from './config/policy.js';
+import { formatPolicyError, type PolicyError } from './config/policy.js';
+import { loadPolicyFile } from './config/load-policy.js';
+import { ControlPlane } from './control-plane.js';
+import { createMetrics, type Metrics } from './metrics/metrics.js';
+import { Prober } from './health/prober.js';
+import { PassiveMonitor } from './health/passive-monitor.js';
+import { IntegrityVerifier } from './health/integrity-verifier.js';
+import { WebhookNotifier } from './notify/webhook-notifier.js';
+import { Forwarder } from './proxy/forwarder.js';
+import { startAdminServer } from './admin/admin-server.js';
+import type { AdminControl, GatewayEvent } from './admin/admin-control.js';
+import type { RouteDecision, RouteTable } from './routing/route-table.js';
+import { silentLogger, type Logger } from './logger.js';
+import { VERSION } from './version.js';
+
+export interface GatewayOptions {
+  readonly policy: Policy;
+  readonly logger?: Logger;
+  readonly registry?: Registry;
+  readonly now?: () => number;
+  readonly random?: () => number;
+  /** How long to wait for the first probe of every site before listening (default 3s). */
+  readonly firstRoundTimeoutMs?: number;
+}
+
+export type ReloadResult =
+  | { readonly ok: true; readonly message: string }
+  | { readonly ok: false; readonly errors: readonly PolicyError[] };
+
+export interface Gateway {
+  readonly proxyUrl: string;
+  readonly adminUrl: string;
+  readonly proxyAddress: AddressInfo;
+  readonly adminAddress: AddressInfo;
+  readonly control: ControlPlane;
+  readonly metrics: Metrics;
+  table(): RouteTable;
+  /** Re-read the policy file: parse, validate, swap; a bad file keeps the last good policy. */
+  reload(): Promise<ReloadResult>;
+  /** Swap in an already parsed policy. */
+  applyPolicy(policy: Policy): ReloadResult;
+  /** Stop taking requests, let in-flight ones finish within shutdown.grace, stop everything. */
+  close(): Promise<void>;
+}
+
+/** Events operators want pushed to them (webhooks): one per transition. */
+const NOTIFY_EVENTS = new Set([
+  'failedOver', 'failedBack', 'routeUnavailable', 'failbackBlocked', 'failoverPending', 'failbackStarted',
+  'failbackForced', 'drained', 'undrained', 'pinned', 'unpinned',
+]);
+
+export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
+  const logger = opts.logger ?? silentLogger();
+  const registry = opts.registry ?? new Registry();
+  const metrics = createMetrics(registry);
+  const now = opts.now ?? Date.now;
+  let policy = opts.policy;
+
+  const control = new ControlPlane({ policy, logger, metrics, now, version: VERSION });
+  metrics.bindState(() => {
+    const drains = control.effectiveDrains();
+    return {
+      table: control.table,
+      sites: control.policy.sites.map((s) => ({ name: s.name, building: s.building, up: control.health(s.name)?.status === 'up' })),
+      drainedSites: drains.sites,
+      drainedBuildings: drains.buildings,
+      stateStoreUp: control.stateStoreUp,
+    };
+  });
+
+  const notifier = new WebhookNotifier({ logger: logger.child({ component: 'notify' }), metrics });
+  notifier.update(policy.notify.webhooks);
+  const prober = new Prober({
+    logger: logger.child({ component: 'prober' }), metrics, ...(opts.random ? { random: opts.random } : {}),
+    onResult: (site, result) => control.probeResult(site, result.passed, result.detail),
+  });
+  const passive = new PassiveMonitor({ onFailure: (site, detail) => control.passiveFailure(site, detail) });
+  passive.update(policy.sites);
+  const verifier = new IntegrityVerifier({
+    logger: logger.child({ component: 'integrity' }), metrics, now,
+    onVerdict: (route, verdict) => control.integrityVerdict(route, verdict),
+  });
+  const forwarder = new Forwarder({
+    currentTable: () => control.table, passive, metrics, logger: logger.child({ component: 'proxy' }),
+    ...(opts.random ? { random: opts.random } : {}),
+  });
+
+  const updateVerifier = (table: RouteTable) => {
+    const targets = verifyTargets(table, control.effectiveDrains());
+    verifier.update(targets);
+    const targeted = new Set(targets.map((t) => t.route));
+    for (const route of control.integrity().keys()) if (!targeted.has(route)) control.forgetIntegrity(route);
+  };
+  control.subscribe({
+    tableChanged: (table) => updateVerifier(table),
+    siteDown: (site) => forwarder.siteDown(site),
+    event: (event: GatewayEvent) => { if (NOTIFY_EVENTS.has(event.type)) notifier.notify(event); },
+  });
+
+  // Know something about every site before taking traffic, but never wait long.
+  prober.update(policy.sites);
+  await Promise.race([prober.firstRound(), delay(opts.firstRoundTimeoutMs ?? 3000)]);
+  updateVerifier(control.table);
+
+  const server = http.createServer((req, res) => forwarder.handle(req, res));
+  server.on('upgrade', (req, socket, head) => forwarder.handleUpgrade(req, socket, head));
+  server.on('clientError', (err, socket) => {
+    logger.debug({ err: err.message }, 'client error');
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
+    else socket.destroy();
+  });
+  server.keepAliveTimeout = 65_000;
+  await listen(server, policy.listen.host, policy.listen.port);
+  const proxyAddress = server.address() as AddressInfo;
+
+  const applyPolicy = (next: Policy): ReloadResult => {
+    const kept: string[] = [];
+    if (next.listen.host !== policy.listen.host || next.listen.port !== policy.listen.port) kept.push('listen');
+    if (next.admin.host !== policy.admin.host || next.admin.port !== policy.admin.port) kept.push('admin address');
+    // Addresses cannot move under a running listener; everything else swaps.
+    const effective: Policy = kept.length === 0 ? next : { ...next, listen: policy.listen, admin: { ...next.admin, host: policy.admin.host, port: policy.admin.port } };
+    policy = effective;
+    control.replacePolicy(effective);
+    prober.update(effective.sites);
+    passive.update(effective.sites);
+    notifier.update(effective.notify.webhooks);
+    updateVerifier(control.table);
+    metrics.configReloads.inc({ result: 'success' });
+    const note = kept.length > 0 ? ` (${kept.join(' and ')} changes need a restart; kept the running ones)` : '';
+    control.recordEvent({ type: 'policyReloaded', message: `policy reloaded from ${effective.file}${note}` });
+    return { ok: true, message: `policy reloaded: ${effective.routes.length} routes, ${effective.sites.length} sites${note}` };
+  };
+
+  const reload = async (): Promise<ReloadResult> => {
+    const result = await loadPolicyFile(policy.file);
+    if (!result.ok) {
+      metrics.configReloads.inc({ result: 'failure' });
+      const lines = result.errors.map(formatPolicyError);
+      control.recordEvent({
+        type: 'policyReloadFailed', message: `policy reload failed, keeping the last good policy:\n${lines.join('\n')}`,
+      }, 'error');
+      return { ok: false, errors: result.errors };
+    }
+    return applyPolicy(result.policy);
+  };
+
+  const adminControl: AdminControl = {
+    status: () => control.status(),
+    metrics: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
+    drain: async (t) => control.drain(t),
+    undrain: async (t) => control.undrain(t),
+    pin: async (r, s) => control.pin(r, s),
+    unpin: async (r) => control.unpin(r),
+    approveFailback: async (r, force) => control.approveFailback(r, force),
+    approveFailover: async (r) => control.approveFailover(r),
+    reload,
+  };
+  let admin: Awaited<ReturnType<typeof startAdminServer>>;
+  try {
+    admin = await startAdminServer({
+      host: policy.admin.host, port: policy.admin.port, token: policy.admin.token, control: adminControl,
+      logger: logger.child({ component: 'admin' }),
+    });
+  } catch (err) {
+    server.close();
+    prober.close();
+    throw err;
+  }
+
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= (async () => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      await forwarder.close(policy.shutdown.graceMs);
+      server.closeAllConnections();
+      await closed;
+      prober.close();
+      verifier.close();
+      control.close();
+      await notifier.close(Math.min(2000, policy.shutdown.graceMs));
+      await admin.close();
+    })();
+    return closing;
+  };
+
+  logger.info({ listen: urlOf(proxyAddress), admin: urlOf(admin.address), routes: policy.routes.length, sites: policy.sites.length },
+    `detour ${VERSION} serving ${policy.routes.length} routes on ${urlOf(proxyAddress)}, admin API on ${urlOf(admin.address)}`);
+
+  return {
+    proxyUrl: urlOf(proxyAddress),
+    adminUrl: urlOf(admin.address),
+    proxyAddress,
+    adminAddress: admin.address,
+    control,
+    metrics,
+    table: () => control.table,
+    reload,
+    applyPolicy,
+    close,
+  };
+}
+
+/**
+ * Routes whose data must be compared before they may fail back: every route with
+ * failback.verify that is not fully on its first undrained site. The check runs
+ * the whole time a route is failed over, so divergence shows before failback.
+ */
+function verifyTargets(table: RouteTable, drains: { sites: ReadonlySet<string>; buildings: ReadonlySet<string> }) {
+  const { policy } = table;
+  const drained = (site: string) => {
+    const s = policy.sites.find((x) => x.name === site)!;
+    return drains.sites.has(site) || drains.buildings.has(s.building);
+  };
+  return table.routes.flatMap((d: RouteDecision) => {
+    const route = policy.routes.find((r) => r.name === d.name) as RoutePolicy;
+    const verify = route.failback.verify;
+    if (!verify || d.active === null || d.state === 'pinned') return [];
+    const home = route.sites.find((s) => !drained(s));
+    if (home === undefined || home === d.active || route.sites.indexOf(home) > route.sites.indexOf(d.active)) return [];
+    const site = (name: string) => policy.sites.find((s) => s.name === name)!;
+    return [{ route: route.name, verify, preferred: site(home), serving: site(d.active) }];
+  });
+}
+
+function listen(server: http.Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+function urlOf(a: AddressInfo): string {
+  const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
+  return `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${a.port}`;
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
