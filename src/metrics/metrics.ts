@@ -96,6 +96,18 @@ export function createMetrics(registry: Registry): Metrics {
       }
     },
   });
+  new Gauge({
+    name: 'detour_route_site_preference',
+    help: 'Rank of a site in a route\'s list (1 = first choice), so rules can tell a failed-over route from a preferred one.',
+    labelNames: ['route', 'site'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      const table = state()?.table;
+      if (!table) return;
+      for (const route of table.policy.routes) route.sites.forEach((site, i) => this.set({ route: route.name, site }, i + 1));
+    },
+  });
   const failovers = new Counter({
     name: 'detour_failovers_total',
     help: 'Changes of a route\'s active site, by reason (site_down, drain, pin, unpin, failback, manual, recovered).',
@@ -195,6 +207,11 @@ export function createMetrics(registry: Registry): Metrics {
     labelNames: ['result'] as const,
     registers: [registry],
   });
+
+  // Start result counters at zero, so the first failure is an increase() and not
+  // a series appearing out of nowhere.
+  for (const result of ['success', 'failure']) configReloads.inc({ result }, 0);
+  for (const result of ['sent', 'failed']) notifications.inc({ result }, 0);
 
   return {
     registry, requests, requestDuration, failovers, healthChecks, healthCheckDuration, retries,
