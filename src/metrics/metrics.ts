@@ -7,7 +7,7 @@
 // drift from what the gateway actually does. Labels stay bounded: route, site,
 // building and fixed reason codes only: never a path, a client or a raw text.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { RouteTable, BlockedReason } from '../routing/route-table.js';
+import type { RouteDecision, RouteTable, BlockedReason } from '../routing/route-table.js';
 
 export interface MetricsState {
   readonly table: RouteTable | undefined;
@@ -64,50 +64,27 @@ export function createMetrics(registry: Registry): Metrics {
       for (const s of state()?.sites ?? []) this.set({ site: s.name, building: s.building }, s.up ? 1 : 0);
     },
   });
-  new Gauge({
-    name: 'detour_route_active_site',
-    help: 'Site a route is on: 1 for the active site, 0 for the route\'s other sites.',
-    labelNames: ['route', 'site'] as const,
-    registers: [registry],
-    collect() {
-      this.reset();
-      const table = state()?.table;
-      if (!table) return;
-      for (const route of table.policy.routes) {
-        const active = table.byName.get(route.name)?.active ?? null;
-        for (const site of route.sites) this.set({ route: route.name, site }, site === active ? 1 : 0);
-      }
-    },
-  });
-  new Gauge({
-    name: 'detour_route_site_weight',
-    help: 'Percent of a route\'s new requests sent to a site (follows failback ramps).',
-    labelNames: ['route', 'site'] as const,
-    registers: [registry],
-    collect() {
-      this.reset();
-      const table = state()?.table;
-      if (!table) return;
-      for (const route of table.policy.routes) {
-        const weights = table.byName.get(route.name)?.weights ?? [];
-        for (const site of route.sites) {
-          this.set({ route: route.name, site }, weights.find((w) => w.site === site)?.weight ?? 0);
+  // One gauge per (route, site) of the policy, valued from the route's decision.
+  const routeSiteGauge = (name: string, help: string, value: (d: RouteDecision | undefined, site: string, rank: number) => number) =>
+    new Gauge({
+      name, help, labelNames: ['route', 'site'] as const, registers: [registry],
+      collect() {
+        this.reset();
+        const table = state()?.table;
+        if (!table) return;
+        for (const route of table.policy.routes) {
+          const d = table.byName.get(route.name);
+          route.sites.forEach((site, i) => this.set({ route: route.name, site }, value(d, site, i + 1)));
         }
-      }
-    },
-  });
-  new Gauge({
-    name: 'detour_route_site_preference',
-    help: 'Rank of a site in a route\'s list (1 = first choice), so rules can tell a failed-over route from a preferred one.',
-    labelNames: ['route', 'site'] as const,
-    registers: [registry],
-    collect() {
-      this.reset();
-      const table = state()?.table;
-      if (!table) return;
-      for (const route of table.policy.routes) route.sites.forEach((site, i) => this.set({ route: route.name, site }, i + 1));
-    },
-  });
+      },
+    });
+  routeSiteGauge('detour_route_active_site', 'Site a route is on: 1 for the active site, 0 for the route\'s other sites.',
+    (d, site) => (d?.active === site ? 1 : 0));
+  routeSiteGauge('detour_route_site_weight', 'Percent of a route\'s new requests sent to a site (follows failback ramps).',
+    (d, site) => d?.weights.find((w) => w.site === site)?.weight ?? 0);
+  routeSiteGauge('detour_route_site_preference',
+    'Rank of a site in a route\'s list (1 = first choice), so rules can tell a failed-over route from a preferred one.',
+    (_d, _site, rank) => rank);
   const failovers = new Counter({
     name: 'detour_failovers_total',
     help: 'Changes of a route\'s active site, by reason (site_down, drain, pin, unpin, failback, manual, recovered).',

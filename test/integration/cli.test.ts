@@ -106,15 +106,19 @@ routes:
 ${extra}`;
 }
 
-t.test('detour start: reload on file change, SIGHUP and POST /reload; a bad policy is kept out', async (t) => {
+async function startPolicyRig(t: Test) {
   const primary = await startFakeSite({ name: 'primary' });
   const backup = await startFakeSite({ name: 'backup' });
   t.teardown(() => primary.close());
   t.teardown(() => backup.close());
-  const dir = t.testdir({});
-  const file = join(dir, 'policy.yaml');
+  const file = join(t.testdir({}), 'policy.yaml');
   await writeFile(file, policyYaml(primary.url, backup.url));
   const d = await startDetour(t, file, { TOKEN: 'tok' });
+  return { primary, backup, file, d };
+}
+
+t.test('detour start: reload on file change, SIGHUP and POST /reload; a bad policy is kept out', async (t) => {
+  const { primary, backup, file, d } = await startPolicyRig(t);
   t.equal((await request(`${d.proxyUrl}/x`, undefined)).site, 'primary');
 
   // A bad edit (rename-replace, as editors do): traffic keeps flowing on the old policy.
@@ -146,14 +150,7 @@ t.test('detour start: reload on file change, SIGHUP and POST /reload; a bad poli
 });
 
 t.test('detour start: SIGTERM lets an in-flight request finish, then exits 0', async (t) => {
-  const primary = await startFakeSite({ name: 'primary' });
-  const backup = await startFakeSite({ name: 'backup' });
-  t.teardown(() => primary.close());
-  t.teardown(() => backup.close());
-  const dir = t.testdir({});
-  const file = join(dir, 'policy.yaml');
-  await writeFile(file, policyYaml(primary.url, backup.url));
-  const d = await startDetour(t, file, { TOKEN: 'tok' });
+  const { primary, d } = await startPolicyRig(t);
   primary.set({ status: 200, body: 'slow answer', delayMs: 700 });
   const inflight = request(`${d.proxyUrl}/slow`, undefined);
   await waitFor(() => primary.pending > 0, { timeoutMs: 3000, message: 'request in flight' });

@@ -7,19 +7,8 @@ import { testPolicy } from '../helpers/policy.js';
 import { once, waitFor } from '../helpers/wait.js';
 import { silentLogger } from '../../src/logger.js';
 import { createProxyEngine } from '../../src/proxy/http-proxy-adapter.js';
-import { request, startHarness, timed } from './fixtures/proxy-harness.js';
+import { request, startHarness, startServer, timed } from './fixtures/proxy-harness.js';
 
-type Cleanup = { teardown(fn: () => unknown): void };
-
-async function startServer(t: Cleanup, handler: http.RequestListener): Promise<string> {
-  const server = http.createServer(handler);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => {
-    server.closeAllConnections();
-    return new Promise<void>((resolve) => server.close(() => resolve()));
-  });
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-}
 
 t.test('a client that goes away aborts the upstream request', async (t) => {
   let upstreamClosed = false;

@@ -1,22 +1,10 @@
 import t from 'tap';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { startFakeSite } from '../helpers/fake-site.js';
 import { testPolicy } from '../helpers/policy.js';
 import { once, waitFor } from '../helpers/wait.js';
-import { request, startHarness, timed } from './fixtures/proxy-harness.js';
+import { request, startHarness, startServer, timed } from './fixtures/proxy-harness.js';
 
-type Cleanup = { teardown(fn: () => unknown): void };
-
-async function startServer(t: Cleanup, handler: http.RequestListener): Promise<string> {
-  const server = http.createServer(handler);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => {
-    server.closeAllConnections();
-    return new Promise<void>((resolve) => server.close(() => resolve()));
-  });
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-}
 
 t.test('relays the answer and names the site; keeps the client Host; adds X-Forwarded-*', async (t) => {
   const a = await startFakeSite({ name: 'cyber1' });

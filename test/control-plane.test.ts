@@ -1,0 +1,133 @@
+// The control plane with a fake clock: inputs in, tables and events out. No
+// servers: probes and verdicts are fed by hand.
+import t from 'tap';
+import { Registry } from 'prom-client';
+import { ControlPlane } from '../src/control-plane.js';
+import { createMetrics } from '../src/metrics/metrics.js';
+import { silentLogger } from '../src/logger.js';
+import { testPolicy, type TestPolicyInput } from './helpers/policy.js';
+import type { GatewayEvent } from '../src/admin/admin-control.js';
+
+const sites = [
+  { name: 'cyber1', url: 'http://127.0.0.1:1', building: 'gedung-cyber-1' },
+  { name: 'serpong', url: 'http://127.0.0.1:2', building: 'serpong-dc' },
+];
+
+function setup(extra: Partial<TestPolicyInput> = {}) {
+  let now = 1_000_000;
+  const policy = testPolicy({ sites, routes: [{ name: 'ceir', sites: ['cyber1', 'serpong'] }], ...extra });
+  const cp = new ControlPlane({ policy, logger: silentLogger(), metrics: createMetrics(new Registry()), now: () => now });
+  const events: GatewayEvent[] = [];
+  const downs: string[] = [];
+  let tables = 0;
+  cp.subscribe({ event: (e) => events.push(e), siteDown: (s) => downs.push(s), tableChanged: () => { tables++; } });
+  const upAll = () => { for (const s of cp.policy.sites) cp.probeResult(s.name, true, 'status 200'); };
+  return { cp, events, downs, tick: (ms: number) => { now += ms; }, upAll, tables: () => tables, policy };
+}
+
+t.test('probe results drive health; changes are reported once, with reasons', async (t) => {
+  const { cp, events, downs, upAll } = setup();
+  t.teardown(() => cp.close());
+  upAll();
+  t.equal(cp.table.byName.get('ceir')!.active, 'cyber1');
+  cp.probeResult('cyber1', false, 'connect ECONNREFUSED');
+  t.equal(cp.health('cyber1')!.status, 'up', 'one failure is not enough (fall 2)');
+  cp.probeResult('cyber1', false, 'connect ECONNREFUSED');
+  t.equal(cp.health('cyber1')!.status, 'down');
+  t.same(downs, ['cyber1'], 'listeners told the site is down, once');
+  t.equal(cp.table.byName.get('ceir')!.active, 'serpong');
+  const down = events.find((e) => e.type === 'siteDown')!;
+  t.equal(down.message, 'site cyber1 down: 2 failed probes (connect ECONNREFUSED)');
+  t.ok(events.some((e) => e.type === 'failedOver' && e.from === 'cyber1' && e.to === 'serpong'));
+  cp.probeResult('nowhere', false, 'x');
+  t.pass('a probe for an unknown site is ignored');
+});
+
+t.test('a reload keeps the health of unchanged sites and starts moved ones over', async (t) => {
+  const { cp, upAll, policy } = setup();
+  t.teardown(() => cp.close());
+  upAll();
+  cp.passiveFailure('serpong', 'ECONNRESET');
+  t.equal(cp.health('serpong')!.status, 'down');
+  const next = testPolicy({
+    sites: [sites[0]!, { ...sites[1]!, url: 'http://127.0.0.1:3' }, { name: 'dr', url: 'http://127.0.0.1:4', building: 'dr' }],
+    routes: [{ name: 'ceir', sites: ['cyber1', 'serpong', 'dr'] }],
+  });
+  t.not(next, policy);
+  cp.replacePolicy(next);
+  t.equal(cp.health('cyber1')!.status, 'up', 'unchanged site keeps its verdict');
+  t.equal(cp.health('serpong')!.status, 'unknown', 'a site with a new address starts over');
+  t.equal(cp.health('dr')!.status, 'unknown', 'a new site starts unknown');
+  t.equal(cp.table.policy, next, 'the table carries the new policy');
+});
+
+t.test('drains: unknown names, repeats, policy drains and undrain', async (t) => {
+  const { cp, upAll } = setup({ drain: { sites: [], buildings: ['serpong-dc'] } });
+  t.teardown(() => cp.close());
+  upAll();
+  t.match(cp.drain({ kind: 'building', name: 'nope' }), { ok: false, code: 'not_found' });
+  t.match(cp.drain({ kind: 'site', name: 'nope' }), { ok: false, code: 'not_found' });
+  t.match(cp.drain({ kind: 'site', name: 'cyber1' }), { ok: true });
+  t.match(cp.drain({ kind: 'site', name: 'cyber1' }), { ok: true, message: /already drained/ });
+  t.equal(cp.table.byName.get('ceir')!.state, 'unavailable', 'both sites drained (one by policy)');
+  t.match(cp.undrain({ kind: 'building', name: 'serpong-dc' }), { ok: false, code: 'conflict', message: /policy file/ });
+  t.match(cp.undrain({ kind: 'site', name: 'serpong' }), { ok: true, message: /was not drained/ });
+  t.match(cp.undrain({ kind: 'site', name: 'cyber1' }), { ok: true });
+  t.equal(cp.table.byName.get('ceir')!.active, 'cyber1');
+  t.same(cp.status().drains, { sites: [], buildings: ['serpong-dc'] });
+  t.same(cp.overrides(), { drainedSites: [], drainedBuildings: [], pins: {} });
+});
+
+t.test('pins and approvals validate their arguments', async (t) => {
+  const { cp, upAll } = setup({ sites: [...sites, { name: 'other', url: 'http://127.0.0.1:5' }] });
+  t.teardown(() => cp.close());
+  upAll();
+  t.match(cp.pin('nope', 'cyber1'), { ok: false, code: 'not_found' });
+  t.match(cp.pin('ceir', 'nope'), { ok: false, code: 'not_found' });
+  t.match(cp.pin('ceir', 'other'), { ok: false, code: 'bad_request', message: /not one of route ceir's sites/ });
+  t.match(cp.unpin('ceir'), { ok: true, message: /was not pinned/ });
+  t.match(cp.unpin('nope'), { ok: false, code: 'not_found' });
+  t.match(cp.approveFailback('nope', false), { ok: false, code: 'not_found' });
+  t.match(cp.approveFailback('ceir', false), { ok: false, code: 'conflict' });
+  t.match(cp.approveFailover('nope'), { ok: false, code: 'not_found' });
+  t.match(cp.approveFailover('ceir'), { ok: false, code: 'conflict' });
+  t.match(cp.pin('ceir', 'serpong'), { ok: true });
+  t.same(cp.overrides().pins, { ceir: 'serpong' });
+  t.equal(cp.status().routes[0]!.pinnedTo, 'serpong');
+});
+
+t.test('hold-down ends by itself: the wake timer re-decides at nextWakeMs', async (t) => {
+  let now = 0;
+  const policy = testPolicy({ sites, routes: [{ name: 'ceir', sites: ['cyber1', 'serpong'], failback: { holdDownMs: 50 } }] });
+  const cp = new ControlPlane({ policy, logger: silentLogger(), metrics: createMetrics(new Registry()), now: () => now });
+  t.teardown(() => cp.close());
+  cp.probeResult('cyber1', false, 'down');
+  cp.probeResult('serpong', true, 'ok');
+  t.equal(cp.table.byName.get('ceir')!.active, 'serpong');
+  cp.probeResult('cyber1', true, 'ok');
+  cp.probeResult('cyber1', true, 'ok');
+  t.equal(cp.table.byName.get('ceir')!.state, 'holding-down');
+  t.equal(cp.table.nextWakeMs, 50);
+  const failedBack = new Promise<void>((resolve) => cp.subscribe({ event: (e) => { if (e.type === 'failedBack') resolve(); } }));
+  now = 60; // the fake clock passes the hold-down; the real (unref'd) timer fires the re-decision
+  const keepAlive = setTimeout(() => {}, 5000); // the wake timer is unref'd: hold the process open meanwhile
+  await failedBack;
+  clearTimeout(keepAlive);
+  t.equal(cp.table.byName.get('ceir')!.active, 'cyber1');
+});
+
+t.test('status: events are bounded, newest last', async (t) => {
+  let now = 0;
+  const policy = testPolicy({ sites, routes: [{ name: 'ceir', sites: ['cyber1', 'serpong'] }] });
+  const cp = new ControlPlane({ policy, logger: silentLogger(), metrics: createMetrics(new Registry()), now: () => now, eventLimit: 5 });
+  t.teardown(() => cp.close());
+  for (let i = 0; i < 10; i++) {
+    now += 1000;
+    cp.recordEvent({ type: 'test', message: `event ${i}` });
+  }
+  const status = cp.status();
+  t.equal(status.events.length, 5);
+  t.equal(status.events.at(-1)!.message, 'event 9');
+  t.equal(status.stateStore.kind, 'memory');
+  t.equal(status.sites[0]!.health, 'unknown');
+});
