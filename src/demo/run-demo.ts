@@ -9,6 +9,8 @@ import { startGateway, type Gateway } from '../gateway.js';
 import { silentLogger } from '../logger.js';
 import type { GatewayEvent } from '../admin/admin-control.js';
 import { SimSite } from './sim-site.js';
+import { AdminClient } from '../admin/admin-client.js';
+import { randomBytes } from 'node:crypto';
 
 export interface DemoOptions {
   /** Short pauses between acts (tests, impatient people). */
@@ -56,7 +58,7 @@ function demoPolicyYaml(cyber1: SimSite, serpong: SimSite, fast: boolean): strin
       step: ${t.step}`;
   return `# the demo's policy, generated with the simulated sites' ports
 listen: { host: 127.0.0.1, port: 0 }
-admin: { host: 127.0.0.1, port: 0 }
+admin: { host: 127.0.0.1, port: 0, token: \${DEMO_TOKEN} }
 sites:${site(cyber1)}${site(serpong)}
 routes:${ROUTES.map(route).join('')}
 unavailable: { status: 503, retryAfter: 5s }
@@ -70,9 +72,12 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
   await cyber1.powerOn();
   await serpong.powerOn();
 
-  const parsed = parsePolicy(demoPolicyYaml(cyber1, serpong, opts.fast), 'demo.yaml', {});
+  const token = randomBytes(16).toString('hex');
+  const parsed = parsePolicy(demoPolicyYaml(cyber1, serpong, opts.fast), 'demo.yaml', { DEMO_TOKEN: token });
   if (!parsed.ok) throw new Error(`demo policy invalid:\n${parsed.errors.map(formatPolicyError).join('\n')}`);
   const gateway = await startGateway({ policy: parsed.policy, logger: silentLogger() });
+  // Operator actions go through the real admin API, as `detour drain` would.
+  const admin = new AdminClient({ baseUrl: gateway.adminUrl, token });
 
   const events: GatewayEvent[] = [];
   const recoveryOrder: string[] = [];
@@ -105,18 +110,32 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
     screen.note(`All routes on serpong ${detectionMs} ms after the fire. Requests caught in flight were retried on serpong.`);
     await pause(4000);
 
-    screen.act(3, 'The building comes back, but its data diverged',
-      'cyber1 answers its health checks again, but its integrity checksum no longer matches serpong\'s.'
-      + ' detour must not fail back onto stale data.');
+    screen.act(3, 'Operators reroute away from the building',
+      'As the regulator ordered, an operator drains the whole building with one line:'
+      + ' `detour drain --building gedung-cyber-1`. Whatever its probes say, no new request will go there.');
+    const drained = await admin.drain({ kind: 'building', name: 'gedung-cyber-1' });
+    screen.note(`admin API: ${drained.message}`);
+    await pause(2000);
+
+    screen.act(4, 'The building comes back, but its data diverged',
+      'cyber1 answers its health checks again. While the building is drained it gets no traffic; once the operator'
+      + ' undrains it, the integrity gate finds its checksum no longer matches serpong\'s: no failback onto stale data.');
     cyber1.checksum = 'dead0042';
     await cyber1.powerOn();
+    await waitUntil(() => gateway.control.health('cyber1')?.status === 'up', 30_000, 'cyber1 to pass its probes');
+    const servedWhileDrained = cyber1.served;
+    await pause(2000);
+    screen.note(`cyber1 is up, and drained: ${cyber1.served - servedWhileDrained} requests reached it.`);
+    if (cyber1.served !== servedWhileDrained) throw new Error('a drained building received requests');
+    const undrained = await admin.undrain({ kind: 'building', name: 'gedung-cyber-1' });
+    screen.note(`admin API: ${undrained.message} (detour undrain --building gedung-cyber-1)`);
     await waitUntil(() => gateway.table().routes.some((d) => d.blocked?.code === 'integrity'), 30_000, 'failback to be blocked by the integrity gate');
     const blocked = gateway.table().routes.find((d) => d.blocked?.code === 'integrity')!;
     screen.note(`Failback held: ${blocked.name}: ${blocked.reason}`);
     await pause(5000);
     if (!allOn('serpong')) throw new Error('a route failed back onto diverged data');
 
-    screen.act(4, 'Data reconciled: phased failback',
+    screen.act(5, 'Data reconciled: phased failback',
       'Operators re-sync cyber1. Once checksums match for the whole hold-down, services return in priority order:'
       + ' border control first, then the IMEI register, then passports, each ramping 25% -> 50% -> 100%.');
     cyber1.checksum = serpong.checksum;

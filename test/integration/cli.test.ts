@@ -168,6 +168,8 @@ t.test('detour demo runs the whole story and reports zero failed client requests
   const r = await run(['demo', '--fast', '--plain'], {}, 120_000);
   t.equal(r.code, 0, `exit 0 (${r.stderr.slice(-500)})`);
   t.match(r.stdout, /Act 2: Fire in gedung-cyber-1/);
+  t.match(r.stdout, /admin API: building gedung-cyber-1 drained/, 'the operator drains the building through the admin API');
+  t.match(r.stdout, /cyber1 is up, and drained: 0 requests reached it/);
   t.match(r.stdout, /integrity mismatch/);
   const summary = /client requests: (\d+), failed: (\d+)/.exec(r.stdout);
   t.ok(summary, 'a summary line');

@@ -56,14 +56,16 @@ t.test('integrity mismatch keeps traffic on the backup until checksums match, th
 
   // Reconcile: the gate must hold for the hold-down, then the ramp runs 20 -> 60 -> 100.
   const weightsSeen = new Set<string>();
-  const watcher = setInterval(() => {
+  const sample = () => {
     const w = route(rig, 'ceir').weights.find((x) => x.site === 'cyber1');
     if (w) weightsSeen.add(String(w.weight));
-  }, 5);
+  };
+  const watcher = setInterval(sample, 5);
   t.teardown(() => clearInterval(watcher));
   rig.sites.cyber1!.setIntegrity({ checksum: '9c2e' });
   await waitFor(() => route(rig, 'ceir').state === 'preferred', { timeoutMs: 5000, message: 'failback complete' });
   clearInterval(watcher);
+  sample(); // the final 100%
   t.same([...weightsSeen].sort(), ['100', '20', '60'], 'every ramp step was taken');
   t.equal(await metricLine(rig, /^detour_failback_blocked\{route="ceir",reason="integrity"\}/), 'detour_failback_blocked{route="ceir",reason="integrity"} 0');
   t.equal((await request(`${rig.gateway.proxyUrl}/x`, undefined)).site, 'cyber1');
