@@ -6,10 +6,12 @@
 import type { Logger } from './logger.js';
 import type { Policy } from './config/policy.js';
 import { initialHealth, stepHealth, type HealthEvent, type SiteHealth } from './health/health-state.js';
+import { combineHealth } from './health/quorum.js';
 import { decideRoutes } from './routing/decide-routes.js';
 import type {
   Approval, IntegrityVerdict, Overrides, RouteDecision, RouteTable,
 } from './routing/route-table.js';
+import type { SharedState, StateOp, StateStore } from './state/state-store.js';
 import type { Metrics } from './metrics/metrics.js';
 import type {
   ControlResult, DrainTarget, GatewayEvent, RouteStatus, SiteStatus, StatusDocument,
@@ -25,18 +27,16 @@ export interface ControlPlaneListener {
 
 export interface ControlPlaneDeps {
   readonly policy: Policy;
+  /** Drains, pins, approvals and other replicas' verdicts (memory or Redis). */
+  readonly store: StateStore;
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly now?: () => number;
   readonly version?: string;
   /** Most recent events kept for /status. */
   readonly eventLimit?: number;
-}
-
-export interface RuntimeOverrides {
-  readonly drainedSites: readonly string[];
-  readonly drainedBuildings: readonly string[];
-  readonly pins: Readonly<Record<string, string>>;
+  /** Begin in the first-probe-round phase; the owner calls started() when it ends. */
+  readonly starting?: boolean;
 }
 
 export class ControlPlane {
@@ -47,19 +47,22 @@ export class ControlPlane {
   readonly #now: () => number;
   readonly #version: string;
   readonly #eventLimit: number;
-  readonly #health = new Map<string, SiteHealth>();
+  readonly #store: StateStore;
+  /** This replica's own verdicts (probes and live traffic). */
+  readonly #own = new Map<string, SiteHealth>();
+  /** What routing uses: own verdicts combined with the other replicas' by quorum. */
+  #health = new Map<string, SiteHealth>();
   readonly #integrity = new Map<string, IntegrityVerdict>();
-  // Runtime overrides (admin API, shared store); policy drains are added on top.
-  readonly #drainedSites = new Set<string>();
-  readonly #drainedBuildings = new Set<string>();
-  readonly #pins = new Map<string, string>();
-  readonly #failbackApprovals = new Map<string, Approval>();
-  readonly #failoverApprovals = new Map<string, Approval>();
+  /** Runtime drains, pins and approvals as the store last reported them; policy drains are added on top. */
+  #shared: SharedState;
   readonly #events: GatewayEvent[] = [];
   readonly #listeners = new Set<ControlPlaneListener>();
   #wakeTimer: NodeJS.Timeout | undefined;
   #closed = false;
-  #stateStoreUp: boolean | undefined;
+  #recomputing = false;
+  #dirty = false;
+  /** Until started(): sites are still getting their first verdicts; routes settle without counting as failovers. */
+  #starting: boolean;
 
   constructor(deps: ControlPlaneDeps) {
     this.#policy = deps.policy;
@@ -68,10 +71,36 @@ export class ControlPlane {
     this.#now = deps.now ?? Date.now;
     this.#version = deps.version ?? '0.0.0';
     this.#eventLimit = deps.eventLimit ?? 100;
+    this.#store = deps.store;
+    this.#starting = deps.starting ?? false;
+    this.#shared = this.#store.snapshot();
     const now = this.#now();
-    for (const site of this.#policy.sites) this.#health.set(site.name, initialHealth(now));
+    for (const site of this.#policy.sites) this.#own.set(site.name, initialHealth(now));
+    this.#health = this.#combineHealth();
     this.#table = this.#decide(undefined);
     this.#scheduleWake();
+    this.#store.onState((state) => {
+      this.#shared = state;
+      this.#recompute();
+    });
+    this.#store.onStatus((up) => {
+      this.#record({
+        type: up ? 'stateStoreUp' : 'stateStoreDown',
+        message: up
+          ? `state store ${this.#store.kind} reachable again: reconciling`
+          : `state store ${this.#store.kind} unreachable: routing on the last known shared state and this replica's own probes`,
+      }, up ? 'info' : 'error');
+      this.#recompute();
+    });
+  }
+
+  /**
+   * The first probe round is over: from now on a change of active site is a
+   * failover. Before, a route moving off a site that was merely not probed yet
+   * is the gateway finding its feet, not an incident.
+   */
+  started(): void {
+    this.#starting = false;
   }
 
   get table(): RouteTable {
@@ -107,11 +136,6 @@ export class ControlPlane {
     this.#stepSite(site, { kind: 'passiveFailed', detail });
   }
 
-  /** A verdict from outside (shared store quorum): adopted as is. */
-  forceHealth(site: string, status: 'up' | 'down', detail: string): void {
-    this.#stepSite(site, { kind: 'forced', status, detail });
-  }
-
   integrityVerdict(route: string, verdict: IntegrityVerdict): void {
     const prev = this.#integrity.get(route);
     this.#integrity.set(route, verdict);
@@ -128,41 +152,37 @@ export class ControlPlane {
     if (this.#integrity.delete(route)) this.#recompute();
   }
 
-  setStateStoreUp(up: boolean | undefined): void {
-    this.#stateStoreUp = up;
-  }
-
+  /** undefined when there is no shared store (memory). */
   get stateStoreUp(): boolean | undefined {
-    return this.#stateStoreUp;
+    return this.#store.kind === 'memory' ? undefined : this.#store.isUp();
   }
 
   drain(target: DrainTarget): ControlResult {
     const known = this.#checkDrainTarget(target);
     if (!known.ok) return known;
-    const set = target.kind === 'site' ? this.#drainedSites : this.#drainedBuildings;
-    if (set.has(target.name)) return { ok: true, message: `${target.kind} ${target.name} already drained` };
-    set.add(target.name);
+    if (this.#sharedDrains(target.kind).includes(target.name)) {
+      return { ok: true, message: `${target.kind} ${target.name} already drained` };
+    }
     this.#record({ type: 'drained', site: target.kind === 'site' ? target.name : undefined,
       message: `${target.kind} ${target.name} drained: no new requests will reach it`, reason: target.kind });
-    this.#recompute();
+    this.#store.apply({ op: 'drain', kind: target.kind, name: target.name });
     return { ok: true, message: `${target.kind} ${target.name} drained` };
   }
 
   undrain(target: DrainTarget): ControlResult {
     const known = this.#checkDrainTarget(target);
     if (!known.ok) return known;
-    const set = target.kind === 'site' ? this.#drainedSites : this.#drainedBuildings;
     const inPolicy = target.kind === 'site'
       ? this.#policy.drain.sites.includes(target.name)
       : this.#policy.drain.buildings.includes(target.name);
-    if (!set.delete(target.name)) {
+    if (!this.#sharedDrains(target.kind).includes(target.name)) {
       return inPolicy
         ? { ok: false, code: 'conflict', message: `${target.kind} ${target.name} is drained by the policy file; edit drain: in the policy and reload` }
         : { ok: true, message: `${target.kind} ${target.name} was not drained` };
     }
     this.#record({ type: 'undrained', site: target.kind === 'site' ? target.name : undefined,
       message: `${target.kind} ${target.name} undrained`, reason: target.kind });
-    this.#recompute();
+    this.#store.apply({ op: 'undrain', kind: target.kind, name: target.name });
     const still = inPolicy ? ' (still drained by the policy file)' : '';
     return { ok: true, message: `${target.kind} ${target.name} undrained${still}` };
   }
@@ -174,17 +194,16 @@ export class ControlPlane {
     if (!r.sites.includes(site)) {
       return { ok: false, code: 'bad_request', message: `site ${site} is not one of route ${route}'s sites (${r.sites.join(', ')})` };
     }
-    this.#pins.set(route, site);
     this.#record({ type: 'pinned', route, site, message: `route ${route} pinned to ${site}` });
-    this.#recompute();
+    this.#store.apply({ op: 'pin', route, site });
     return { ok: true, message: `route ${route} pinned to ${site}` };
   }
 
   unpin(route: string): ControlResult {
     if (!this.#policy.routes.some((x) => x.name === route)) return { ok: false, code: 'not_found', message: `unknown route ${route}` };
-    if (!this.#pins.delete(route)) return { ok: true, message: `route ${route} was not pinned` };
+    if (this.#shared.pins[route] === undefined) return { ok: true, message: `route ${route} was not pinned` };
     this.#record({ type: 'unpinned', route, message: `route ${route} unpinned` });
-    this.#recompute();
+    this.#store.apply({ op: 'unpin', route });
     return { ok: true, message: `route ${route} unpinned` };
   }
 
@@ -194,14 +213,13 @@ export class ControlPlane {
     if (!d.preferred || d.active === d.preferred) {
       return { ok: false, code: 'conflict', message: `route ${route} has no failback pending (${d.state}: ${d.reason})` };
     }
-    this.#failbackApprovals.set(route, { atMs: this.#now(), force });
     this.#record({
       type: force ? 'failbackForced' : 'failbackApproved', route,
       message: force
         ? `route ${route} failback to ${d.preferred} FORCED by an operator: hold-down, integrity and priority gates skipped`
         : `route ${route} failback to ${d.preferred} approved by an operator (gates still apply)`,
     }, force ? 'warn' : 'info');
-    this.#recompute();
+    this.#store.apply({ op: 'approveFailback', route, approval: { atMs: this.#now(), force } });
     const now = this.#table.byName.get(route)!;
     return { ok: true, message: `failback of ${route} approved; now ${now.state}: ${now.reason}` };
   }
@@ -210,9 +228,8 @@ export class ControlPlane {
     const d = this.#table.byName.get(route);
     if (!d) return { ok: false, code: 'not_found', message: `unknown route ${route}` };
     if (!d.pendingFailover) return { ok: false, code: 'conflict', message: `route ${route} has no failover pending (${d.state})` };
-    this.#failoverApprovals.set(route, { atMs: this.#now(), force: false });
     this.#record({ type: 'failoverApproved', route, message: `route ${route} failover to ${d.pendingFailover.to} approved by an operator` });
-    this.#recompute();
+    this.#store.apply({ op: 'approveFailover', route, approval: { atMs: this.#now(), force: false } });
     return { ok: true, message: `route ${route} failed over to ${this.#table.byName.get(route)!.active}` };
   }
 
@@ -223,33 +240,26 @@ export class ControlPlane {
     for (const site of policy.sites) {
       const before = old.get(site.name);
       // Same address: same building, same verdict. A moved site starts over.
-      if (!before || before.url !== site.url) this.#health.set(site.name, initialHealth(now));
+      if (!before || before.url !== site.url) this.#own.set(site.name, initialHealth(now));
     }
-    for (const name of old.keys()) if (!policy.sites.some((s) => s.name === name)) this.#health.delete(name);
+    for (const name of old.keys()) if (!policy.sites.some((s) => s.name === name)) this.#own.delete(name);
+    // Shared drains and pins naming what this policy lacks stay in the store (other
+    // replicas may still run a policy that has them); decideRoutes ignores them.
     const routeNames = new Set(policy.routes.map((r) => r.name));
-    const siteNames = new Set(policy.sites.map((s) => s.name));
-    for (const m of [this.#pins, this.#failbackApprovals, this.#failoverApprovals, this.#integrity]) {
-      for (const route of [...m.keys()]) if (!routeNames.has(route)) m.delete(route);
-    }
-    for (const [route, site] of [...this.#pins]) if (!siteNames.has(site)) this.#pins.delete(route);
-    for (const site of [...this.#drainedSites]) if (!siteNames.has(site)) this.#drainedSites.delete(site);
+    for (const route of [...this.#integrity.keys()]) if (!routeNames.has(route)) this.#integrity.delete(route);
     this.#policy = policy;
     this.#recompute();
   }
 
-  /** Runtime overrides, for a shared store to persist. */
-  overrides(): RuntimeOverrides {
-    return {
-      drainedSites: [...this.#drainedSites].sort(),
-      drainedBuildings: [...this.#drainedBuildings].sort(),
-      pins: Object.fromEntries(this.#pins),
-    };
+  /** Runtime drains, pins and approvals as shared by the store. */
+  shared(): SharedState {
+    return this.#shared;
   }
 
   effectiveDrains(): { sites: ReadonlySet<string>; buildings: ReadonlySet<string> } {
     return {
-      sites: new Set([...this.#policy.drain.sites, ...this.#drainedSites]),
-      buildings: new Set([...this.#policy.drain.buildings, ...this.#drainedBuildings]),
+      sites: new Set([...this.#policy.drain.sites, ...this.#shared.drainedSites]),
+      buildings: new Set([...this.#policy.drain.buildings, ...this.#shared.drainedBuildings]),
     };
   }
 
@@ -296,7 +306,7 @@ export class ControlPlane {
       tableVersion: this.#table.version,
       routes, sites,
       drains: { sites: [...drains.sites].sort(), buildings: [...drains.buildings].sort() },
-      stateStore: { kind: this.#policy.state ? 'redis' : 'memory', up: this.#stateStoreUp !== false },
+      stateStore: { kind: this.#store.kind, up: this.#store.isUp() },
       events: this.#events,
     };
   }
@@ -318,20 +328,49 @@ export class ControlPlane {
       : { ok: false, code: 'not_found', message: `unknown ${target.kind} ${target.name}` };
   }
 
+  #sharedDrains(kind: 'site' | 'building'): readonly string[] {
+    return kind === 'site' ? this.#shared.drainedSites : this.#shared.drainedBuildings;
+  }
+
   #stepSite(site: string, event: HealthEvent): void {
-    const prev = this.#health.get(site);
+    const prev = this.#own.get(site);
     const policySite = this.#policy.sites.find((s) => s.name === site);
     if (!prev || !policySite) return; // a probe that finished after its site was removed
     const step = stepHealth(prev, event, policySite.health, this.#now());
-    this.#health.set(site, step.health);
+    this.#own.set(site, step.health);
     if (!step.changed) return;
-    const { status, reason } = step.health;
-    this.#record({
-      type: status === 'up' ? 'siteUp' : 'siteDown', site,
-      message: `site ${site} ${status}: ${reason}`, reason,
-    }, status === 'down' ? 'warn' : 'info');
+    const { status, sinceMs, reason } = step.health;
+    if (status !== 'unknown') this.#store.publishHealth(site, { status, sinceMs, reason });
     this.#recompute();
+    // Requests waiting on a site this replica just saw fail are re-sent, whatever
+    // the quorum says: this replica's own connections to it are failing.
     if (status === 'down') for (const l of this.#listeners) l.siteDown?.(site);
+  }
+
+  /** Own verdicts combined with the other live replicas' (ignored while the store is unreachable). */
+  #combineHealth(): Map<string, SiteHealth> {
+    const now = this.#now();
+    const useOthers = this.#store.isUp();
+    const combined = new Map<string, SiteHealth>();
+    for (const [site, own] of this.#own) {
+      const others = useOthers
+        ? Object.entries(this.#shared.health[site] ?? {}).filter(([replica]) => replica !== this.#store.replicaId).map(([, v]) => v)
+        : [];
+      combined.set(site, combineHealth(own, others, this.#health.get(site), now));
+    }
+    return combined;
+  }
+
+  /** One event per change of the verdict routing uses. */
+  #reportHealth(prev: ReadonlyMap<string, SiteHealth>, next: ReadonlyMap<string, SiteHealth>): void {
+    for (const [site, h] of next) {
+      const before = prev.get(site);
+      if (!before || before.status === h.status || h.status === 'unknown') continue;
+      this.#record({
+        type: h.status === 'up' ? 'siteUp' : 'siteDown', site,
+        message: `site ${site} ${h.status}: ${h.reason}`, reason: h.reason,
+      }, h.status === 'down' ? 'warn' : 'info');
+    }
   }
 
   #overridesNow(): Overrides {
@@ -339,9 +378,9 @@ export class ControlPlane {
     return {
       drainedSites: drains.sites,
       drainedBuildings: drains.buildings,
-      pins: new Map(this.#pins),
-      failbackApprovals: new Map(this.#failbackApprovals),
-      failoverApprovals: new Map(this.#failoverApprovals),
+      pins: new Map(Object.entries(this.#shared.pins)),
+      failbackApprovals: new Map<string, Approval>(Object.entries(this.#shared.failbackApprovals)),
+      failoverApprovals: new Map<string, Approval>(Object.entries(this.#shared.failoverApprovals)),
     };
   }
 
@@ -358,8 +397,32 @@ export class ControlPlane {
 
   #recompute(): void {
     if (this.#closed) return;
+    // A store that answers synchronously (memory) calls back into here from
+    // apply(); finish this decision first, then decide once more.
+    if (this.#recomputing) {
+      this.#dirty = true;
+      return;
+    }
+    this.#recomputing = true;
+    const spent: StateOp[] = [];
+    try {
+      do {
+        this.#dirty = false;
+        this.#recomputeOnce(spent);
+      } while (this.#dirty);
+    } finally {
+      this.#recomputing = false;
+    }
+    for (const op of spent) this.#store.apply(op);
+  }
+
+  #recomputeOnce(spent: StateOp[]): void {
+    const prevHealth = this.#health;
+    this.#health = this.#combineHealth();
+    this.#reportHealth(prevHealth, this.#health);
     const prev = this.#table;
-    const next = this.#decide(prev);
+    const next = this.#starting ? { ...this.#decide(undefined), version: prev.version + 1 } : this.#decide(prev);
+    if (this.#starting) Object.freeze(next);
     this.#table = next;
     this.#scheduleWake();
     let changed = next.policy !== prev.policy;
@@ -371,20 +434,22 @@ export class ControlPlane {
       const before = prev.byName.get(d.name);
       if (!before || before.state !== d.state || before.active !== d.active || !sameWeights(before, d)
         || before.reason !== d.reason) changed = true;
-      this.#reportRoute(before, d);
+      if (!this.#starting) this.#reportRoute(before, d, spent);
     }
     if (changed) for (const l of this.#listeners) l.tableChanged?.(next, prev);
   }
 
   /** One event and one log line per decision change, with its reason. */
-  #reportRoute(before: RouteDecision | undefined, d: RouteDecision): void {
+  #reportRoute(before: RouteDecision | undefined, d: RouteDecision, spent: StateOp[]): void {
     const route = d.name;
     if (d.transition) {
       const { from, to, reason, forced } = d.transition;
       this.#metrics.failovers.inc({ route, from: from ?? 'none', to: to ?? 'none', reason });
       // Approvals are spent once the route has moved.
-      this.#failoverApprovals.delete(route);
-      if (d.state === 'preferred' || reason !== 'failback') this.#failbackApprovals.delete(route);
+      if (this.#shared.failoverApprovals[route]) spent.push({ op: 'clearApproval', kind: 'failover', route });
+      if (this.#shared.failbackApprovals[route] && (d.state === 'preferred' || reason !== 'failback')) {
+        spent.push({ op: 'clearApproval', kind: 'failback', route });
+      }
       const type = reason === 'failback' ? 'failedBack' : to === null ? 'routeUnavailable' : 'failedOver';
       const words = to === null
         ? `route ${route} unavailable: ${d.reason}`

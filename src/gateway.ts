@@ -16,6 +16,8 @@ import { IntegrityVerifier } from './health/integrity-verifier.js';
 import { WebhookNotifier } from './notify/webhook-notifier.js';
 import { Forwarder } from './proxy/forwarder.js';
 import { startAdminServer } from './admin/admin-server.js';
+import { createStateStore } from './state/create-store.js';
+import type { StateStore } from './state/state-store.js';
 import type { AdminControl, GatewayEvent } from './admin/admin-control.js';
 import type { RouteDecision, RouteTable } from './routing/route-table.js';
 import { silentLogger, type Logger } from './logger.js';
@@ -29,6 +31,10 @@ export interface GatewayOptions {
   readonly random?: () => number;
   /** How long to wait for the first probe of every site before listening (default 3s). */
   readonly firstRoundTimeoutMs?: number;
+  /** Shared state; default from the policy (state.redis, else in memory). */
+  readonly store?: StateStore;
+  /** This replica's id in the shared store. */
+  readonly replicaId?: string;
 }
 
 export type ReloadResult =
@@ -64,7 +70,12 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const now = opts.now ?? Date.now;
   let policy = opts.policy;
 
-  const control = new ControlPlane({ policy, logger, metrics, now, version: VERSION });
+  // The store first: the first decision must already see shared drains and pins.
+  const store = opts.store ?? createStateStore(policy, {
+    logger: logger.child({ component: 'state' }), ...(opts.replicaId ? { replicaId: opts.replicaId } : {}),
+  });
+  await store.start();
+  const control = new ControlPlane({ policy, logger, metrics, now, version: VERSION, store, starting: true });
   metrics.bindState(() => {
     const drains = control.effectiveDrains();
     return {
@@ -108,6 +119,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   // Know something about every site before taking traffic, but never wait long.
   prober.update(policy.sites);
   await Promise.race([prober.firstRound(), delay(opts.firstRoundTimeoutMs ?? 3000)]);
+  control.started();
   updateVerifier(control.table);
 
   const server = http.createServer((req, res) => forwarder.handle(req, res));
@@ -125,8 +137,13 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     const kept: string[] = [];
     if (next.listen.host !== policy.listen.host || next.listen.port !== policy.listen.port) kept.push('listen');
     if (next.admin.host !== policy.admin.host || next.admin.port !== policy.admin.port) kept.push('admin address');
+    if (JSON.stringify(next.state) !== JSON.stringify(policy.state)) kept.push('state store');
     // Addresses cannot move under a running listener; everything else swaps.
-    const effective: Policy = kept.length === 0 ? next : { ...next, listen: policy.listen, admin: { ...next.admin, host: policy.admin.host, port: policy.admin.port } };
+    const { state: _nextState, ...rest } = next;
+    const effective: Policy = kept.length === 0 ? next : {
+      ...rest, listen: policy.listen, admin: { ...next.admin, host: policy.admin.host, port: policy.admin.port },
+      ...(policy.state ? { state: policy.state } : {}),
+    };
     policy = effective;
     control.replacePolicy(effective);
     prober.update(effective.sites);
@@ -172,6 +189,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   } catch (err) {
     server.close();
     prober.close();
+    verifier.close();
+    control.close();
+    await store.close();
     throw err;
   }
 
@@ -187,6 +207,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       verifier.close();
       control.close();
       await notifier.close(Math.min(2000, policy.shutdown.graceMs));
+      await store.close();
       await admin.close();
     })();
     return closing;

@@ -3,6 +3,8 @@
 import t from 'tap';
 import { Registry } from 'prom-client';
 import { ControlPlane } from '../src/control-plane.js';
+import { MemoryStore } from '../src/state/memory-store.js';
+import { applyOp, emptySharedState, type ReplicaVerdict, type SharedState, type StateOp, type StateStore } from '../src/state/state-store.js';
 import { createMetrics } from '../src/metrics/metrics.js';
 import { silentLogger } from '../src/logger.js';
 import { testPolicy, type TestPolicyInput } from './helpers/policy.js';
@@ -16,7 +18,7 @@ const sites = [
 function setup(extra: Partial<TestPolicyInput> = {}) {
   let now = 1_000_000;
   const policy = testPolicy({ sites, routes: [{ name: 'ceir', sites: ['cyber1', 'serpong'] }], ...extra });
-  const cp = new ControlPlane({ policy, logger: silentLogger(), metrics: createMetrics(new Registry()), now: () => now });
+  const cp = new ControlPlane({ policy, logger: silentLogger(), metrics: createMetrics(new Registry()), now: () => now, store: new MemoryStore({ replicaId: 'r1' }) });
   const events: GatewayEvent[] = [];
   const downs: string[] = [];
   let tables = 0;
@@ -75,7 +77,7 @@ t.test('drains: unknown names, repeats, policy drains and undrain', async (t) =>
   t.match(cp.undrain({ kind: 'site', name: 'cyber1' }), { ok: true });
   t.equal(cp.table.byName.get('ceir')!.active, 'cyber1');
   t.same(cp.status().drains, { sites: [], buildings: ['serpong-dc'] });
-  t.same(cp.overrides(), { drainedSites: [], drainedBuildings: [], pins: {} });
+  t.match(cp.shared(), { drainedSites: [], drainedBuildings: [], pins: {} });
 });
 
 t.test('pins and approvals validate their arguments', async (t) => {
@@ -92,14 +94,14 @@ t.test('pins and approvals validate their arguments', async (t) => {
   t.match(cp.approveFailover('nope'), { ok: false, code: 'not_found' });
   t.match(cp.approveFailover('ceir'), { ok: false, code: 'conflict' });
   t.match(cp.pin('ceir', 'serpong'), { ok: true });
-  t.same(cp.overrides().pins, { ceir: 'serpong' });
+  t.same(cp.shared().pins, { ceir: 'serpong' });
   t.equal(cp.status().routes[0]!.pinnedTo, 'serpong');
 });
 
 t.test('hold-down ends by itself: the wake timer re-decides at nextWakeMs', async (t) => {
   let now = 0;
   const policy = testPolicy({ sites, routes: [{ name: 'ceir', sites: ['cyber1', 'serpong'], failback: { holdDownMs: 50 } }] });
-  const cp = new ControlPlane({ policy, logger: silentLogger(), metrics: createMetrics(new Registry()), now: () => now });
+  const cp = new ControlPlane({ policy, logger: silentLogger(), metrics: createMetrics(new Registry()), now: () => now, store: new MemoryStore({ replicaId: 'r1' }) });
   t.teardown(() => cp.close());
   cp.probeResult('cyber1', false, 'down');
   cp.probeResult('serpong', true, 'ok');
@@ -119,7 +121,7 @@ t.test('hold-down ends by itself: the wake timer re-decides at nextWakeMs', asyn
 t.test('status: events are bounded, newest last', async (t) => {
   let now = 0;
   const policy = testPolicy({ sites, routes: [{ name: 'ceir', sites: ['cyber1', 'serpong'] }] });
-  const cp = new ControlPlane({ policy, logger: silentLogger(), metrics: createMetrics(new Registry()), now: () => now, eventLimit: 5 });
+  const cp = new ControlPlane({ policy, logger: silentLogger(), metrics: createMetrics(new Registry()), now: () => now, store: new MemoryStore({ replicaId: 'r1' }), eventLimit: 5 });
   t.teardown(() => cp.close());
   for (let i = 0; i < 10; i++) {
     now += 1000;
@@ -130,4 +132,83 @@ t.test('status: events are bounded, newest last', async (t) => {
   t.equal(status.events.at(-1)!.message, 'event 9');
   t.equal(status.stateStore.kind, 'memory');
   t.equal(status.sites[0]!.health, 'unknown');
+});
+
+/** A shared store scripted by the test: other replicas' verdicts and reachability. */
+class ScriptedStore implements StateStore {
+  readonly kind = 'memory' as const;
+  readonly replicaId = 'r1';
+  up = true;
+  #state: SharedState = { ...emptySharedState, replicas: ['r1', 'r2', 'r3'] };
+  readonly #stateListeners: Array<(s: SharedState) => void> = [];
+  readonly #statusListeners: Array<(up: boolean) => void> = [];
+  async start(): Promise<void> {}
+  async close(): Promise<void> {}
+  isUp(): boolean { return this.up; }
+  snapshot(): SharedState { return this.#state; }
+  onState(l: (s: SharedState) => void): void { this.#stateListeners.push(l); }
+  onStatus(l: (up: boolean) => void): void { this.#statusListeners.push(l); }
+  apply(op: StateOp): void { this.#set(applyOp(this.#state, op)); }
+  publishHealth(site: string, v: Omit<ReplicaVerdict, 'atMs'>): void { this.#setVotes(site, { r1: { ...v, atMs: 0 } }); }
+  /** Other replicas' verdicts on a site, as a Redis re-read would bring them. */
+  vote(site: string, votes: Record<string, 'up' | 'down'>): void {
+    this.#setVotes(site, Object.fromEntries(Object.entries(votes).map(([r, status]) => [r, { status, sinceMs: 0, reason: `${r} says ${status}`, atMs: 0 }])));
+  }
+  setUp(up: boolean): void {
+    this.up = up;
+    for (const l of this.#statusListeners) l(up);
+  }
+  #setVotes(site: string, votes: Record<string, ReplicaVerdict>): void {
+    this.#set({ ...this.#state, health: { ...this.#state.health, [site]: { ...this.#state.health[site], ...votes } } });
+  }
+  #set(s: SharedState): void {
+    this.#state = s;
+    for (const l of this.#stateListeners) l(s);
+  }
+}
+
+t.test('quorum: one replica seeing a site down does not fail the route over; the store going away falls back to own probes', async (t) => {
+  const store = new ScriptedStore();
+  const policy = testPolicy({ sites, routes: [{ name: 'ceir', sites: ['cyber1', 'serpong'] }] });
+  const cp = new ControlPlane({ policy, logger: silentLogger(), metrics: createMetrics(new Registry()), store });
+  t.teardown(() => cp.close());
+  cp.probeResult('cyber1', true, 'ok');
+  cp.probeResult('serpong', true, 'ok');
+  store.vote('cyber1', { r2: 'up', r3: 'up' });
+
+  cp.probeResult('cyber1', false, 'connect ETIMEDOUT');
+  cp.probeResult('cyber1', false, 'connect ETIMEDOUT');
+  t.equal(cp.health('cyber1')!.status, 'up', 'outvoted: 1 of 3 replicas see it down');
+  t.match(cp.health('cyber1')!.reason, /quorum: 1 of 3 replicas see it down/);
+  t.equal(cp.table.byName.get('ceir')!.active, 'cyber1', 'no failover on one replica\'s word');
+
+  store.vote('cyber1', { r2: 'down', r3: 'up' });
+  t.equal(cp.health('cyber1')!.status, 'down', 'two of three: down');
+  t.equal(cp.table.byName.get('ceir')!.active, 'serpong');
+
+  store.vote('cyber1', { r2: 'up', r3: 'up' });
+  t.equal(cp.table.byName.get('ceir')!.state, 'holding-down', 'back up by quorum: failback through hold-down');
+  store.setUp(false);
+  t.equal(cp.health('cyber1')!.status, 'down', 'store unreachable: own probes only');
+  t.ok(cp.events().some((e) => e.type === 'stateStoreDown'), 'the outage is an event');
+  store.setUp(true);
+  t.equal(cp.health('cyber1')!.status, 'up', 'store back: quorum again');
+});
+
+t.test('the first probe round settles routes without counting failovers', async (t) => {
+  const policy = testPolicy({ sites, routes: [{ name: 'ceir', sites: ['cyber1', 'serpong'] }] });
+  const metrics = createMetrics(new Registry());
+  const cp = new ControlPlane({ policy, logger: silentLogger(), metrics, store: new MemoryStore({ replicaId: 'r1' }), starting: true });
+  t.teardown(() => cp.close());
+  t.equal(cp.table.byName.get('ceir')!.active, 'cyber1', 'not probed yet: first site');
+  cp.probeResult('cyber1', false, 'connect ECONNREFUSED');
+  cp.probeResult('serpong', true, 'status 200');
+  t.equal(cp.table.byName.get('ceir')!.active, 'serpong');
+  t.equal(cp.table.byName.get('ceir')!.transition, undefined, 'no transition while starting');
+  t.notOk(cp.events().some((e) => e.type === 'failedOver'), 'no failover event while starting');
+  t.ok(cp.events().some((e) => e.type === 'siteDown'), 'site verdicts are still events');
+  t.equal((await metrics.failovers.get()).values.length, 0, 'no failover counted');
+  cp.started();
+  cp.passiveFailure('serpong', 'ECONNRESET');
+  t.ok(cp.events().some((e) => e.type === 'routeUnavailable'), 'after start, changes count');
 });
