@@ -5,10 +5,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { findFreePort } from './free-port.js';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const cacheBin = join(repoRoot, '.cache', 'prometheus', 'bin');
@@ -205,19 +205,6 @@ async function waitReady(url: string, hasFailed: () => string | undefined, timeo
     if (Date.now() > deadline) throw new Error(`not ready after ${timeoutMs}ms`);
     await delay(100);
   }
-}
-
-/** Binds port 0 on loopback, reads the port the kernel chose, and releases it. */
-function findFreePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.once('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => (port ? res(port) : rej(new Error('no port assigned'))));
-    });
-  });
 }
 
 function delay(ms: number): Promise<void> {
