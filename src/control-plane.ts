@@ -219,7 +219,8 @@ export class ControlPlane {
         ? `route ${route} failback to ${d.preferred} FORCED by an operator: hold-down, integrity and priority gates skipped`
         : `route ${route} failback to ${d.preferred} approved by an operator (gates still apply)`,
     }, force ? 'warn' : 'info');
-    this.#store.apply({ op: 'approveFailback', route, approval: { atMs: this.#now(), force } });
+    const site = d.ramp?.to ?? d.preferred;
+    this.#store.apply({ op: 'approveFailback', route, approval: { atMs: this.#now(), force, site } });
     const now = this.#table.byName.get(route)!;
     return { ok: true, message: `failback of ${route} approved; now ${now.state}: ${now.reason}` };
   }
@@ -229,7 +230,7 @@ export class ControlPlane {
     if (!d) return { ok: false, code: 'not_found', message: `unknown route ${route}` };
     if (!d.pendingFailover) return { ok: false, code: 'conflict', message: `route ${route} has no failover pending (${d.state})` };
     this.#record({ type: 'failoverApproved', route, message: `route ${route} failover to ${d.pendingFailover.to} approved by an operator` });
-    this.#store.apply({ op: 'approveFailover', route, approval: { atMs: this.#now(), force: false } });
+    this.#store.apply({ op: 'approveFailover', route, approval: { atMs: this.#now(), force: false, site: d.pendingFailover.to } });
     return { ok: true, message: `route ${route} failed over to ${this.#table.byName.get(route)!.active}` };
   }
 
@@ -447,9 +448,8 @@ export class ControlPlane {
       this.#metrics.failovers.inc({ route, from: from ?? 'none', to: to ?? 'none', reason });
       // Approvals are spent once the route has moved.
       if (this.#shared.failoverApprovals[route]) spent.push({ op: 'clearApproval', kind: 'failover', route });
-      if (this.#shared.failbackApprovals[route] && (d.state === 'preferred' || reason !== 'failback')) {
-        spent.push({ op: 'clearApproval', kind: 'failback', route });
-      }
+      // An approval was for one move; whatever moved, the next move needs its own.
+      if (this.#shared.failbackApprovals[route]) spent.push({ op: 'clearApproval', kind: 'failback', route });
       const type = reason === 'failback' ? 'failedBack' : to === null ? 'routeUnavailable' : 'failedOver';
       const words = to === null
         ? `route ${route} unavailable: ${d.reason}`

@@ -5,9 +5,10 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
-import type { Policy, RoutePolicy } from './config/policy.js';
+import type { Policy } from './config/policy.js';
 import { formatPolicyError, type PolicyError } from './config/policy.js';
 import { loadPolicyFile } from './config/load-policy.js';
+import { verifyTargets } from './routing/verify-targets.js';
 import { ControlPlane } from './control-plane.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { Prober } from './health/prober.js';
@@ -19,7 +20,7 @@ import { startAdminServer } from './admin/admin-server.js';
 import { createStateStore } from './state/create-store.js';
 import type { StateStore } from './state/state-store.js';
 import type { AdminControl, GatewayEvent } from './admin/admin-control.js';
-import type { RouteDecision, RouteTable } from './routing/route-table.js';
+import type { RouteTable } from './routing/route-table.js';
 import { silentLogger, type Logger } from './logger.js';
 import { VERSION } from './version.js';
 
@@ -130,7 +131,20 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     else socket.destroy();
   });
   server.keepAliveTimeout = 65_000;
-  await listen(server, policy.listen.host, policy.listen.port);
+  const stopBackground = async () => {
+    await prober.close();
+    await verifier.close();
+    control.close();
+    await notifier.close(0);
+    await store.close();
+  };
+  try {
+    await listen(server, policy.listen.host, policy.listen.port);
+  } catch (err) {
+    // Nothing may outlive a gateway that could not start (probes, Redis connections).
+    await stopBackground();
+    throw new Error(`cannot listen on ${policy.listen.host}:${policy.listen.port}: ${(err as Error).message}`, { cause: err });
+  }
   const proxyAddress = server.address() as AddressInfo;
 
   const applyPolicy = (next: Policy): ReloadResult => {
@@ -183,15 +197,12 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   let admin: Awaited<ReturnType<typeof startAdminServer>>;
   try {
     admin = await startAdminServer({
-      host: policy.admin.host, port: policy.admin.port, token: policy.admin.token, control: adminControl,
+      host: policy.admin.host, port: policy.admin.port, token: () => policy.admin.token, control: adminControl,
       logger: logger.child({ component: 'admin' }),
     });
   } catch (err) {
     server.close();
-    prober.close();
-    verifier.close();
-    control.close();
-    await store.close();
+    await stopBackground();
     throw err;
   }
 
@@ -228,28 +239,6 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     applyPolicy,
     close,
   };
-}
-
-/**
- * Routes whose data must be compared before they may fail back: every route with
- * failback.verify that is not fully on its first undrained site. The check runs
- * the whole time a route is failed over, so divergence shows before failback.
- */
-function verifyTargets(table: RouteTable, drains: { sites: ReadonlySet<string>; buildings: ReadonlySet<string> }) {
-  const { policy } = table;
-  const drained = (site: string) => {
-    const s = policy.sites.find((x) => x.name === site)!;
-    return drains.sites.has(site) || drains.buildings.has(s.building);
-  };
-  return table.routes.flatMap((d: RouteDecision) => {
-    const route = policy.routes.find((r) => r.name === d.name) as RoutePolicy;
-    const verify = route.failback.verify;
-    if (!verify || d.active === null || d.state === 'pinned') return [];
-    const home = route.sites.find((s) => !drained(s));
-    if (home === undefined || home === d.active || route.sites.indexOf(home) > route.sites.indexOf(d.active)) return [];
-    const site = (name: string) => policy.sites.find((s) => s.name === name)!;
-    return [{ route: route.name, verify, preferred: site(home), serving: site(d.active) }];
-  });
 }
 
 function listen(server: http.Server, host: string, port: number): Promise<void> {

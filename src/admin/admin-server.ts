@@ -23,8 +23,12 @@ import { createAuthorizer } from './auth.js';
 export interface AdminServerOptions {
   readonly host: string;
   readonly port: number;
-  /** Bearer token for mutations; undefined or empty refuses every mutation. */
-  readonly token: string | undefined;
+  /**
+   * Bearer token for mutations; undefined or empty refuses every mutation. A
+   * function is asked on every request, so a policy reload that rotates the
+   * token takes effect at once (a leaked token must stop working).
+   */
+  readonly token: string | undefined | (() => string | undefined);
   readonly control: AdminControl;
   readonly logger: Logger;
   /** Largest accepted request body (default 64 KiB). */
@@ -71,7 +75,14 @@ interface PathSpec {
 
 export async function startAdminServer(opts: AdminServerOptions): Promise<AdminServer> {
   const logger = opts.logger;
-  const authorizer = createAuthorizer(opts.token);
+  const tokenNow = typeof opts.token === 'function' ? opts.token : () => opts.token as string | undefined;
+  let authorizerFor: { token: string | undefined; authorizer: ReturnType<typeof createAuthorizer> } | undefined;
+  const currentAuthorizer = () => {
+    const token = tokenNow();
+    if (authorizerFor?.token !== token || !authorizerFor) authorizerFor = { token, authorizer: createAuthorizer(token) };
+    return authorizerFor.authorizer;
+  };
+  const authorizer = currentAuthorizer();
   const maxBodyBytes = opts.maxBodyBytes ?? defaultMaxBodyBytes;
   const paths = buildPaths(opts.control);
   if (!authorizer.isEnabled) logger.warn('admin token not configured; admin mutations are disabled');
@@ -99,7 +110,7 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
       endpoint = resolved.endpoint;
       let body: unknown;
       if (endpoint.mutates) {
-        authorizer.authorize(req.headers.authorization);
+        currentAuthorizer().authorize(req.headers.authorization);
         body = parseJsonBody(await readBody(req, maxBodyBytes));
       }
       reply = await endpoint.run({ params: resolved.params, body, logFields });

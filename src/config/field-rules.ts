@@ -11,6 +11,8 @@ export type Checked<T> = { readonly ok: true; readonly value: T } | { readonly o
 
 const BARE_NUMBER = /^[-+]?(\d+\.?\d*|\.\d+)$/;
 
+const MAX_DURATION_MS = 24 * 24 * 60 * 60 * 1000;
+
 export function parseDurationMs(input: unknown): Checked<number> {
   if (input === null) return { ok: false, message: 'is empty (expected a duration like 500ms, 2s or 5m)' };
   if (typeof input === 'number' || (typeof input === 'string' && BARE_NUMBER.test(input.trim()))) {
@@ -24,6 +26,8 @@ export function parseDurationMs(input: unknown): Checked<number> {
     return { ok: false, message: `"${input}" is not a duration (use a number and a unit: 250ms, 2s, 5m, 1h)` };
   }
   if (value < 0) return { ok: false, message: `"${input}" is negative; durations must be 0 or more` };
+  // Node's timers hold at most 2^31-1 ms (about 24.8 days); a longer one fires after 1 ms.
+  if (value > MAX_DURATION_MS) return { ok: false, message: `"${input}" is too long; durations must be at most 24d` };
   return { ok: true, value: Math.round(value) };
 }
 

@@ -4,7 +4,9 @@
 //
 // Majority of the replicas that have a verdict wins; a tie keeps this replica's
 // own view (with two replicas that disagree, each routes on what it sees, and
-// neither drags the other along). With no other verdicts the own verdict stands.
+// neither drags the other along). With no other verdicts the own verdict stands,
+// but its age is still counted from when the combined verdict last flipped: losing
+// the other replicas (Redis away) must not make a hold-down look already served.
 import type { SiteHealth } from './health-state.js';
 import type { ReplicaVerdict } from '../state/state-store.js';
 
@@ -14,7 +16,6 @@ export function combineHealth(
   prev: SiteHealth | undefined,
   nowMs: number,
 ): SiteHealth {
-  if (others.length === 0) return own;
   const votes = [...others.map((o) => o.status), ...(own.status === 'unknown' ? [] : [own.status])];
   const down = votes.filter((v) => v === 'down').length;
   const up = votes.length - down;
@@ -28,7 +29,7 @@ export function combineHealth(
     : (status === own.status ? own.sinceMs : nowMs);
   const tally = `${down} of ${votes.length} replicas see it down`;
   if (status === own.status) {
-    return { ...own, sinceMs, reason: `${own.reason}; ${tally}` };
+    return { ...own, sinceMs, reason: others.length > 0 ? `${own.reason}; ${tally}` : own.reason };
   }
   return {
     status, passes: 0, fails: 0, sinceMs,

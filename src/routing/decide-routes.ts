@@ -114,7 +114,8 @@ function decideRoute(route: RoutePolicy, ctx: Context): Draft {
   const current = prev && prev.active !== null && route.sites.includes(prev.active) && prev.state !== 'pinned'
     ? prev.active
     : null;
-  const unpinned = prev?.state === 'pinned' && (pin === undefined || drainedBy(pin, ctx) !== null);
+  const pinDrained = pin !== undefined && drainedBy(pin, ctx) !== null;
+  const unpinned = prev?.state === 'pinned' && (pin === undefined || pinDrained);
 
   if (eligible.length === 0) {
     return {
@@ -125,7 +126,9 @@ function decideRoute(route: RoutePolicy, ctx: Context): Draft {
   }
 
   const first = eligible[0]!;
-  const firstReason: FailoverReason = unpinned ? 'unpin' : current === null && prev?.state === 'unavailable' ? 'recovered' : 'site_down';
+  const firstReason: FailoverReason = unpinned
+    ? (pinDrained ? 'drain' : 'unpin')
+    : current === null && prev?.state === 'unavailable' ? 'recovered' : 'site_down';
 
   // No site to stay on: take the most preferred eligible one. Returning from a
   // total outage or from a pin skips the hold-down: anything beats nothing, and
@@ -137,7 +140,8 @@ function decideRoute(route: RoutePolicy, ctx: Context): Draft {
     if (!drained && route.failover.mode === 'manual') {
       const to = eligible.find((s) => s !== current);
       const since = prev?.pendingFailover?.sinceMs ?? nowMs;
-      if (to && approvedSince(overrides.failoverApprovals.get(route.name), since)) {
+      const approval = overrides.failoverApprovals.get(route.name);
+      if (to && approvedSince(approval, since) && (approval!.site === undefined || approval!.site === to)) {
         return onSite(route, to, base, ctx, 'manual');
       }
       return {
@@ -152,10 +156,17 @@ function decideRoute(route: RoutePolicy, ctx: Context): Draft {
   }
 
   // The current site can serve. Is there a more preferred one worth going back to?
-  if (preferred === null || rank(route, preferred) >= rank(route, current)) {
+  // A ramp under way keeps its target while that target stays up: a first
+  // choice that has only just come back (and may flap) must not throw away a
+  // failback to a stable second choice; it gets its own turn afterwards.
+  const ramping = prev?.state === 'ramping' ? prev.ramp : undefined;
+  const target = ramping && ramping.from === current && isUp(ramping.to, ctx) && !drainedBy(ramping.to, ctx)
+    ? ramping.to
+    : preferred;
+  if (target === null || rank(route, target) >= rank(route, current)) {
     return onSite(route, current, base, ctx, 'site_down');
   }
-  return decideFailback(route, current, preferred, base, ctx);
+  return decideFailback(route, current, target, base, ctx);
 }
 
 function decideFailback(
@@ -168,7 +179,8 @@ function decideFailback(
   const targetHealth = ctx.inputs.health.get(target)!;
   // Hold-down counts from when the target last came up; a flap moves sinceMs, so it restarts.
   const holdDownFromMs = targetHealth.sinceMs;
-  const approval = overrides.failbackApprovals.get(route.name);
+  const given = overrides.failbackApprovals.get(route.name);
+  const approval = given && (given.site === undefined || given.site === target) ? given : undefined;
   const forced = approval?.force === true && approval.atMs >= holdDownFromMs;
   const held = (state: RouteState, code: BlockedReason, message: string): Draft => ({
     ...base, state, active: current, weights: [{ site: current, weight: 100 }],
@@ -223,6 +235,8 @@ function decideFailback(
       stepStartedMs = nowMs;
     }
   }
+  // step 0 means no pause between steps: the ramp completes in this decision.
+  if (fb.stepMs === 0) step = fb.ramp.length - 1;
   const percent = fb.ramp[Math.min(step, fb.ramp.length - 1)]!;
   if (percent >= 100) {
     return { ...onSite(route, target, base, ctx, 'failback'), forced };

@@ -94,6 +94,12 @@ export interface IntegrityVerdict {
 
 export interface Approval {
   readonly atMs: number;
+  /**
+   * The site the approval was for (failback target, or failover destination).
+   * An approval for another site does not count: an operator who approved a
+   * failback to the backup building has not approved one to the primary.
+   */
+  readonly site?: string;
   /** Skip the integrity gate (logged as such). */
   readonly force: boolean;
 }

@@ -64,7 +64,7 @@ export function queueOp(tx: ChainableCommander, keys: RedisKeys, op: StateOp): v
     case 'approveFailback':
     case 'approveFailover':
       tx.hset(op.op === 'approveFailback' ? keys.failbackApprovals : keys.failoverApprovals, op.route,
-        JSON.stringify({ atMs: op.approval.atMs, force: op.approval.force }));
+        JSON.stringify({ atMs: op.approval.atMs, force: op.approval.force, ...(op.approval.site ? { site: op.approval.site } : {}) }));
       return;
     case 'clearApproval':
       tx.hdel(op.kind === 'failback' ? keys.failbackApprovals : keys.failoverApprovals, op.route);
@@ -169,7 +169,7 @@ function parseApprovals(raw: Record<string, string>, key: string, onBad: (m: str
   for (const [route, text] of Object.entries(raw)) {
     const v = parseJson(text) as Partial<Approval> | undefined;
     if (v && typeof v === 'object' && Number.isFinite(v.atMs) && typeof v.force === 'boolean') {
-      out[route] = { atMs: v.atMs!, force: v.force };
+      out[route] = { atMs: v.atMs!, force: v.force, ...(typeof v.site === 'string' ? { site: v.site } : {}) };
     } else {
       onBad(`ignoring malformed ${key} entry for route ${route}: ${text.slice(0, 100)}`);
     }

@@ -3,12 +3,13 @@ import { REDIS_URL, UPSTREAM_URL, WEBHOOK_URL, checkHostPattern, checkUrl, coerc
 import { measureEditDistance, suggestKey } from '../../src/config/suggest-key.js';
 
 t.test('durations', async (t) => {
-  const good: Array<[string, number]> = [['250ms', 250], ['2s', 2000], ['5m', 300000], ['1h', 3600000], ['0s', 0], ['1.5s', 1500], [' 3s ', 3000], ['1 minute', 60000]];
+  const good: Array<[string, number]> = [['250ms', 250], ['2s', 2000], ['5m', 300000], ['1h', 3600000], ['0s', 0], ['1.5s', 1500], [' 3s ', 3000], ['1 minute', 60000], ['24d', 2073600000]];
   for (const [input, ms] of good) t.same(parseDurationMs(input), { ok: true, value: ms }, input);
   const bad: Array<[unknown, RegExp]> = [
     [5, /needs a unit: write 5ms or 5s/],
     ['30', /needs a unit/],
     ['-1s', /is negative/],
+    ['30d', /too long; durations must be at most 24d/],
     ['soon', /is not a duration/],
     ['', /is not a duration/],
     ['2 fortnights', /is not a duration/],

@@ -16,6 +16,8 @@ const table: Array<{ name: string; own: SiteHealth; others: Array<{ status: 'up'
   { name: 'own unknown, others tied: unknown', own: own('unknown'), others: votes('up', 'down'), status: 'unknown', sinceMs: 100 },
   { name: 'agreeing previous verdict keeps its sinceMs', own: own('up', 4000), others: votes('up'), prev: own('up', 1000), status: 'up', sinceMs: 1000 },
   { name: 'quorum flips to up when own has long been up: hold-down counts from the flip', own: own('up', 100), others: votes('up', 'down'), prev: { ...own('down'), sinceMs: 2000 }, status: 'up', sinceMs: 5000 },
+  { name: 'others gone (store away): own verdict, but a flip still counts from now', own: own('up', 100), others: [], prev: { ...own('down'), sinceMs: 2000 }, status: 'up', sinceMs: 5000, reason: /^own up$/ },
+  { name: 'others gone, same verdict as before: keeps its age', own: own('up', 100), others: [], prev: { ...own('up'), sinceMs: 50 }, status: 'up', sinceMs: 50 },
 ];
 
 for (const row of table) {

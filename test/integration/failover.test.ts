@@ -169,3 +169,29 @@ t.test('passive detection: a site answering 5xx to live traffic is marked down',
   t.equal(rig.gateway.control.health('cyber1')!.status, 'down');
   t.match(rig.gateway.control.health('cyber1')!.reason, /3 consecutive 5xx/);
 });
+
+t.test('a reload that rotates the admin token retires the old one at once', async (t) => {
+  const rig = await startRig(t, twoBuildings, oneRoute);
+  t.equal((await rig.admin('POST', '/routes/ceir/pin', { site: 'serpong' })).status, 200, 'old token works');
+  const rotated = { ...rig.policy, admin: { ...rig.policy.admin, token: 'rotated-token-987' } };
+  t.match(rig.gateway.applyPolicy(rotated), { ok: true });
+  t.equal((await rig.admin('DELETE', '/routes/ceir/pin')).status, 403, 'the old token is refused');
+  t.equal((await rig.admin('DELETE', '/routes/ceir/pin', undefined, 'rotated-token-987')).status, 200, 'the new one works');
+});
+
+t.test('a gateway that cannot listen leaves nothing running', async (t) => {
+  const rig = await startRig(t, twoBuildings, oneRoute);
+  const taken = rig.gateway.proxyAddress.port;
+  const { startGateway } = await import('../../src/gateway.js');
+  const { silentLogger } = await import('../../src/logger.js');
+  const { Registry } = await import('prom-client');
+  const before = rig.sites.cyber1!.counts.health;
+  await t.rejects(startGateway({
+    policy: { ...rig.policy, listen: { host: '127.0.0.1', port: taken } }, logger: silentLogger(), registry: new Registry(),
+  }), /cannot listen on 127\.0\.0\.1:\d+: .*EADDRINUSE/);
+  // The running gateway probes every 100 ms; a leaked second prober would double that rate.
+  const t0 = Date.now();
+  await waitFor(() => Date.now() - t0 >= 1000, { timeoutMs: 2000 });
+  const probes = rig.sites.cyber1!.counts.health - before;
+  t.ok(probes < 16, `${probes} probes in ~1 s: only the running gateway's`);
+});

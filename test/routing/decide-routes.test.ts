@@ -28,7 +28,7 @@ interface Step {
   drainBuildings?: string[];
   pins?: Record<string, string>;
   integrity?: Record<string, { ok: boolean; since: number; detail?: string } | null>;
-  approveFailback?: Record<string, { force?: boolean }>;
+  approveFailback?: Record<string, { force?: boolean; site?: string }>;
   approveFailover?: string[];
   expect: Record<string, Expect>;
   nextWake?: number | null;
@@ -282,7 +282,8 @@ const scenarios: Scenario[] = [
       { at: 0, health: { cyber1: 'up', serpong: 'up' }, pins: { ceir: 'serpong' }, expect: { ceir: { state: 'pinned', active: 'serpong', weights: ['serpong:100'] } } },
       { at: 1000, health: { serpong: 'down' }, expect: { ceir: { state: 'pinned', active: 'serpong' } } },
       { at: 2000, pins: {}, expect: { ceir: { state: 'preferred', active: 'cyber1', transition: 'unpin' } } },
-      { at: 3000, pins: { ceir: 'cyber1' }, drainSites: ['cyber1'], health: { serpong: 'up' }, expect: { ceir: { state: 'failed-over', active: 'serpong' } } },
+      { at: 3000, pins: { ceir: 'cyber1' }, expect: { ceir: { state: 'pinned', active: 'cyber1', transition: null } } },
+      { at: 4000, drainSites: ['cyber1'], health: { serpong: 'up' }, expect: { ceir: { state: 'failed-over', active: 'serpong', transition: 'drain' } } },
     ],
   },
   {
@@ -305,6 +306,39 @@ const scenarios: Scenario[] = [
       { at: 0, health: { cyber1: 'down', serpong: 'up' }, expect: { ceir: { state: 'failed-over', active: 'serpong' } } },
       { at: 1000, health: { cyber1: 'up' }, expect: { ceir: { state: 'holding-down', active: 'serpong' } } },
       { at: 2000, health: { serpong: 'down' }, expect: { ceir: { state: 'preferred', active: 'cyber1', transition: 'site_down' } } },
+    ],
+  },
+  {
+    name: 'an approval is for one target: approving failback to b does not approve a later one to a',
+    sites: [{ name: 'a', building: 'A' }, { name: 'b', building: 'B' }, { name: 'c', building: 'C' }],
+    routes: [{ name: 'r', sites: ['a', 'b', 'c'], failback: { mode: 'manual', holdDownMs: 0 } }],
+    steps: [
+      { at: 0, health: { a: 'up', b: 'down', c: 'up' }, drainSites: ['a'], expect: { r: { state: 'failed-over', active: 'c' } } },
+      { at: 1000, health: { b: 'up' }, expect: { r: { state: 'awaiting-approval', active: 'c' } } },
+      { at: 2000, approveFailback: { r: { site: 'b' } }, expect: { r: { state: 'failed-over', active: 'b', transition: 'failback' } } },
+      { at: 3000, drainSites: [], expect: { r: { state: 'awaiting-approval', active: 'b', blocked: 'approval' } } },
+      { at: 4000, approveFailback: { r: { site: 'a' } }, expect: { r: { state: 'preferred', active: 'a', transition: 'failback' } } },
+    ],
+  },
+  {
+    name: 'step 0: the ramp completes in one decision',
+    routes: [{ name: 'ceir', sites: ['cyber1', 'serpong'], failback: { holdDownMs: 0, ramp: [10, 50, 100], stepMs: 0 } }],
+    steps: [
+      { at: 0, health: { cyber1: 'down', serpong: 'up' }, expect: { ceir: { state: 'failed-over', active: 'serpong' } } },
+      { at: 1000, health: { cyber1: 'up' }, expect: { ceir: { state: 'preferred', active: 'cyber1', transition: 'failback' } }, nextWake: null },
+    ],
+  },
+  {
+    name: 'a ramp to a stable second site keeps going when a flapping first site comes back',
+    sites: [{ name: 'a', building: 'A' }, { name: 'b', building: 'B' }, { name: 'c', building: 'C' }],
+    routes: [{ name: 'r', sites: ['a', 'b', 'c'], failback: { holdDownMs: 500, ramp: [50, 100], stepMs: 1000 } }],
+    steps: [
+      { at: 0, health: { a: 'down', b: 'down', c: 'up' }, expect: { r: { state: 'failed-over', active: 'c' } } },
+      { at: 1000, health: { b: 'up' }, expect: { r: { state: 'holding-down', active: 'c' } } },
+      { at: 1500, expect: { r: { state: 'ramping', active: 'c', weights: ['b:50', 'c:50'] } } },
+      { at: 2000, health: { a: 'up' }, expect: { r: { state: 'ramping', active: 'c', weights: ['b:50', 'c:50'] } } },
+      { at: 2500, expect: { r: { state: 'failed-over', active: 'b', transition: 'failback' } } },
+      { at: 2600, expect: { r: { state: 'ramping', active: 'b', weights: ['a:50', 'b:50'] } } },
     ],
   },
 ];
@@ -336,7 +370,9 @@ function runScenario(s: Scenario): Array<{ step: Step; table: RouteTable }> {
       if (v === null) integrity.delete(route);
       else integrity.set(route, { ok: v.ok, sinceMs: v.since, detail: v.detail ?? 'checksum a1f3 (cyber1) == a1f3 (serpong)' });
     }
-    for (const [route, a] of Object.entries(step.approveFailback ?? {})) failbackApprovals.set(route, { atMs: step.at, force: a.force ?? false });
+    for (const [route, a] of Object.entries(step.approveFailback ?? {})) {
+      failbackApprovals.set(route, { atMs: step.at, force: a.force ?? false, ...(a.site ? { site: a.site } : {}) });
+    }
     for (const route of step.approveFailover ?? []) failoverApprovals.set(route, { atMs: step.at, force: false });
     const table = decideRoutes({
       policy, health: healthMap,
