@@ -3,6 +3,11 @@
 // relay, retry on the next eligible site, or answer with an error. Each
 // attempt's outcome arrives exactly once from the engine; an attempt that is
 // abandoned (site declared down, client gone) is aborted silently.
+// A request goes out a second time only when that cannot make something
+// happen twice: its body is held in full, and its method is idempotent or the
+// site provably never saw it (refused, connect timeout, stale pooled
+// connection before the request was written, still connecting when the site
+// was declared down).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Policy, RoutePolicy, SitePolicy } from '../config/policy.js';
 import type { Logger } from '../logger.js';
@@ -10,17 +15,25 @@ import type { Metrics } from '../metrics/metrics.js';
 import { nextSite, pickSite } from '../routing/pick-site.js';
 import type { RouteDecision } from '../routing/route-table.js';
 import type { AttemptOutcome, OutgoingBody, ProxyEngine, UpstreamAttempt } from './http-proxy-adapter.js';
+import type { UpstreamError } from './upstream-error.js';
 import type { InFlightRegistry } from './in-flight.js';
 import { sendLocal, type LocalAnswer } from './local-response.js';
 import { isReplayable, readRequestBody } from './request-body.js';
 
 /** Live-traffic outcomes for passive health detection. */
 export interface PassiveHealth {
-  /** The site failed before answering: refused, reset, timed out. */
+  /** The connection to the site failed: refused, connect timeout, reset (the site is down at once). */
   connectionFailed(site: string, detail: string): void;
-  /** The site answered (the monitor counts consecutive 5xx). */
+  /**
+   * The site answered, or failed in a way that counts like a 5xx answer: a
+   * response timeout as 504, an unparseable answer as 502 (the monitor counts
+   * consecutive 5xx, so one slow or odd request does not take a site down).
+   */
   responded(site: string, status: number): void;
 }
+
+/** Methods that may be sent twice (RFC 9110 9.2.2): anything else is re-sent only if the site never saw it. */
+const IDEMPOTENT_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 
 export interface ExchangeContext {
   readonly engine: ProxyEngine;
@@ -56,6 +69,9 @@ export class Exchange {
   private body: OutgoingBody = { kind: 'none' };
   private attempt: Attempt | undefined;
   private failureRetries = 0;
+  /** One same-site retry on a new connection after a stale pooled one; it does not use up the failure retry. */
+  private staleRetried = false;
+  private readonly idempotent: boolean;
   private recorded = false;
   private closed = false;
 
@@ -69,6 +85,7 @@ export class Exchange {
     private readonly startedMs: number,
   ) {
     this.log = ctx.logger.child({ route: route.name });
+    this.idempotent = IDEMPOTENT_METHODS.has(req.method ?? 'GET');
   }
 
   async start(): Promise<void> {
@@ -93,7 +110,8 @@ export class Exchange {
   /** The site was declared down: if we are still waiting on it and can replay, move now. */
   siteDown(site: string): void {
     const a = this.attempt;
-    if (this.closed || !a || a.site !== site || !a.awaitingHeaders || !isReplayable(this.body)) return;
+    if (this.closed || !a || a.site !== site || !a.awaitingHeaders) return;
+    if (!this.canResend(!(a.handle?.reachedSite() ?? false))) return;
     const next = nextSite(this.decision(), this.tried);
     if (next === null) return;
     a.awaitingHeaders = false;
@@ -112,7 +130,7 @@ export class Exchange {
     return this.ctx.decisionFor(this.route.name) ?? this.arrival;
   }
 
-  private send(site: string): void {
+  private send(site: string, freshConnection = false): void {
     this.tried.add(site);
     const policy = this.ctx.siteFor(site);
     if (!policy) {
@@ -126,7 +144,10 @@ export class Exchange {
     const attempt: Attempt = { site, handle: undefined, awaitingHeaders: true };
     this.attempt = attempt;
     this.ctx.registry.add(site, this);
-    const target = { url: policy.url, connectMs: policy.timeouts.connectMs, responseMs: policy.timeouts.responseMs };
+    const target = {
+      url: policy.url, connectMs: policy.timeouts.connectMs, responseMs: policy.timeouts.responseMs,
+      ...(freshConnection ? { freshConnection } : {}),
+    };
     attempt.handle = this.ctx.engine.web(this.req, this.res, target, this.body, (o) => this.onOutcome(attempt, o));
   }
 
@@ -139,31 +160,25 @@ export class Exchange {
       case 'response': {
         const { response } = outcome;
         this.ctx.passive.responded(site, response.status);
-        const next = this.route.retry.on.includes(response.status) ? this.retryCandidate() : null;
+        // The site answered, so it has seen the request: only a method that may run twice goes again.
+        const retryable = this.route.retry.on.includes(response.status) && this.canResend(false);
+        const next = retryable ? this.retryCandidate() : null;
         if (next !== null) {
           response.discard();
           this.retry(site, next, `status ${response.status}`, true);
           return;
         }
         this.record(site, response.status);
-        response.relay({ 'x-detour-site': site }, (detail) => {
-          this.log.warn({ site, detail }, 'proxy: site died while sending a response');
-          this.ctx.passive.connectionFailed(site, detail);
+        response.relay({ 'x-detour-site': site }, (failure) => {
+          this.log.warn({ site, detail: failure.detail }, 'proxy: site broke off a response');
+          if (failure.kind === 'stalled') this.ctx.passive.responded(site, 504);
+          else this.ctx.passive.connectionFailed(site, failure.detail);
         });
         return;
       }
-      case 'failed': {
-        const { error } = outcome;
-        this.log.warn({ site, code: error.code, detail: error.detail }, 'proxy: site failed before answering');
-        this.ctx.passive.connectionFailed(site, error.detail);
-        const next = this.retryCandidate();
-        if (next !== null) {
-          this.retry(site, next, error.detail, true);
-          return;
-        }
-        this.answer(site, { status: error.status, message: `detour: site "${site}" failed: ${error.detail}` });
+      case 'failed':
+        this.onFailed(site, outcome.error, outcome.requestSent);
         return;
-      }
       case 'client_error': {
         this.log.debug({ site, err: outcome.error.message }, 'proxy: client request failed');
         this.answer(site, { status: 400, message: 'detour: the request could not be forwarded' });
@@ -172,8 +187,41 @@ export class Exchange {
     }
   }
 
+  private onFailed(site: string, error: UpstreamError, requestSent: boolean): void {
+    if (error.code === 'stale_connection') {
+      // The pool handed us a connection the site had closed: the site is fine.
+      // Same site, new connection, when the request can go again.
+      this.log.debug({ site, detail: error.detail }, 'proxy: pooled connection was stale');
+      if (!this.staleRetried && this.canResend(!requestSent)) {
+        this.staleRetried = true;
+        this.send(site, true);
+        return;
+      }
+      this.answer(site, { status: error.status, message: `detour: site "${site}" closed the connection before answering` });
+      return;
+    }
+    this.log.warn({ site, code: error.code, detail: error.detail }, 'proxy: site failed before answering');
+    reportFailure(this.ctx.passive, site, error);
+    // An answer that is not HTTP comes from the application; another site running it would say the same.
+    const neverReached = error.code === 'connect_failed' || error.code === 'connect_timeout';
+    const next = error.code !== 'bad_response' && this.canResend(neverReached) ? this.retryCandidate() : null;
+    if (next !== null) {
+      this.retry(site, next, error.detail, true);
+      return;
+    }
+    this.answer(site, { status: error.status, message: `detour: site "${site}" failed: ${error.detail}` });
+  }
+
+  /**
+   * Whether the request may be sent again: its body must be held in full, and
+   * either its method may run twice or the site provably never saw it.
+   */
+  private canResend(neverReachedSite: boolean): boolean {
+    return isReplayable(this.body) && (this.idempotent || neverReachedSite);
+  }
+
   private retryCandidate(): string | null {
-    if (this.failureRetries >= MAX_FAILURE_RETRIES || !isReplayable(this.body)) return null;
+    if (this.failureRetries >= MAX_FAILURE_RETRIES) return null;
     return nextSite(this.decision(), this.tried);
   }
 
@@ -216,6 +264,25 @@ export class Exchange {
       this.record(a?.site ?? 'none', CLIENT_CLOSED);
     }
     this.ctx.finished(this);
+  }
+}
+
+/**
+ * Tell passive health about a failed attempt. Only connection failures mark a
+ * site down at once; a slow or unparseable answer counts toward the 5xx streak.
+ */
+export function reportFailure(passive: PassiveHealth, site: string, error: UpstreamError): void {
+  switch (error.code) {
+    case 'stale_connection':
+      return;
+    case 'response_timeout':
+      passive.responded(site, 504);
+      return;
+    case 'bad_response':
+      passive.responded(site, 502);
+      return;
+    default:
+      passive.connectionFailed(site, error.detail);
   }
 }
 

@@ -2,7 +2,7 @@
 // here. It only reads the current route table (replaced whole by the control
 // plane) and reports what live traffic sees through the narrow `passive`
 // interface; it never changes routing state itself.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Policy, RoutePolicy } from '../config/policy.js';
@@ -12,10 +12,11 @@ import type { Metrics } from '../metrics/metrics.js';
 import { matchRoute } from '../routing/match-route.js';
 import { pickSite } from '../routing/pick-site.js';
 import type { RouteDecision, RouteTable } from '../routing/route-table.js';
-import { Exchange, unavailableAnswer, type ExchangeContext, type PassiveHealth } from './exchange.js';
+import { Exchange, reportFailure, unavailableAnswer, type ExchangeContext, type PassiveHealth } from './exchange.js';
 import { createProxyEngine, type ProxyEngine } from './http-proxy-adapter.js';
 import { InFlightRegistry } from './in-flight.js';
 import { sendLocal, sendLocalOnSocket, type LocalAnswer } from './local-response.js';
+import { parseRequestTarget } from './request-target.js';
 
 export type { PassiveHealth } from './exchange.js';
 
@@ -75,8 +76,16 @@ export class Forwarder {
       sendLocal(res, SHUTTING_DOWN);
       return;
     }
+    const target = parseRequestTarget(req.url ?? '/');
+    if (!target.ok) {
+      this.count('none', 'none', 400, startedMs);
+      sendLocal(res, { status: 400, message: `detour: bad request target: ${target.reason}` });
+      return;
+    }
+    // The site gets exactly the target the route was matched on.
+    req.url = target.path;
     const table = this.deps.currentTable();
-    const route = matchRoute(table.policy, req.headers.host, req.url ?? '/');
+    const route = matchRoute(table.policy, req.headers.host, target.path);
     if (!route) {
       this.count('none', 'none', NOT_FOUND.status, startedMs);
       sendLocal(res, NOT_FOUND);
@@ -98,17 +107,28 @@ export class Forwarder {
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const startedMs = performance.now();
-    socket.on('error', (err) => this.log.debug({ err: err.message }, 'proxy: websocket client socket error'));
+    socket.on('error', (err) => this.log.debug({ err: err.message }, 'proxy: upgrade client socket error'));
+    if (String(req.headers.upgrade ?? '').trim().toLowerCase() !== 'websocket') {
+      this.serveWithoutUpgrade(req, socket, head);
+      return;
+    }
     if (this.closing) {
       sendLocalOnSocket(socket, SHUTTING_DOWN);
       return;
     }
-    if (String(req.headers.upgrade ?? '').toLowerCase() !== 'websocket' || req.method !== 'GET') {
-      sendLocalOnSocket(socket, { status: 400, message: 'detour: only WebSocket upgrades (GET, Upgrade: websocket) are supported' });
+    if (req.method !== 'GET') {
+      sendLocalOnSocket(socket, { status: 400, message: 'detour: WebSocket upgrades must use GET' });
       return;
     }
+    const requestTarget = parseRequestTarget(req.url ?? '/');
+    if (!requestTarget.ok) {
+      this.count('none', 'none', 400, startedMs);
+      sendLocalOnSocket(socket, { status: 400, message: `detour: bad request target: ${requestTarget.reason}` });
+      return;
+    }
+    req.url = requestTarget.path;
     const table = this.deps.currentTable();
-    const route = matchRoute(table.policy, req.headers.host, req.url ?? '/');
+    const route = matchRoute(table.policy, req.headers.host, requestTarget.path);
     if (!route) {
       this.count('none', 'none', NOT_FOUND.status, startedMs);
       sendLocalOnSocket(socket, NOT_FOUND);
@@ -142,7 +162,7 @@ export class Forwarder {
           return;
         }
         log.warn({ code: error.code, detail: error.detail }, 'proxy: websocket handshake with site failed');
-        this.deps.passive.connectionFailed(site, error.detail);
+        reportFailure(this.deps.passive, site, error);
         this.count(route.name, site, error.status, startedMs);
         sendLocalOnSocket(socket, {
           status: error.status,
@@ -151,6 +171,36 @@ export class Forwarder {
         });
       },
     });
+  }
+
+  /**
+   * An upgrade to something other than WebSocket (`Upgrade: h2c` from
+   * `curl --http2` on http://) is optional for the server to honour: answer it
+   * as the plain HTTP/1.1 request it also is. Node has already let go of the
+   * connection, so the response is built on the raw socket, which is closed
+   * after this one response.
+   */
+  private serveWithoutUpgrade(upgradeReq: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (upgradeReq.headers['transfer-encoding'] !== undefined) {
+      // Node stopped parsing at the headers; chunked framing is not worth re-implementing here.
+      sendLocalOnSocket(socket, { status: 400, message: 'detour: a chunked body with an Upgrade header is not supported' });
+      return;
+    }
+    // Connection stays: it names the hop-by-hop headers the engine strips.
+    delete upgradeReq.headers.upgrade;
+    delete upgradeReq.headers['http2-settings'];
+    if (head.length > 0) socket.unshift(head);
+    // Node ended the upgrade request without a body (the bytes after the headers
+    // were meant for the new protocol); a request with one is read afresh.
+    const length = Number(upgradeReq.headers['content-length'] ?? 0);
+    const req = length > 0 ? requestWithBody(upgradeReq, socket as Socket, length) : upgradeReq;
+    const res = new ServerResponse(req);
+    res.shouldKeepAlive = false;
+    res.setHeader('connection', 'close');
+    res.assignSocket(socket as Socket);
+    // Like Node's server after a `Connection: close` response: close once the response is flushed.
+    res.on('finish', () => (socket as Socket).destroySoon());
+    this.handle(req, res);
   }
 
   /**
@@ -197,6 +247,36 @@ export class Forwarder {
     this.deps.metrics.requests.inc({ route, site, code: String(code) });
     this.deps.metrics.requestDuration.observe({ route, site }, (performance.now() - startedMs) / 1000);
   }
+}
+
+/**
+ * A copy of `upgradeReq` whose body is the next `length` bytes on the socket
+ * (Node's HTTP parser has already let go of it).
+ */
+function requestWithBody(upgradeReq: IncomingMessage, socket: Socket, length: number): IncomingMessage {
+  const req = new IncomingMessage(socket);
+  req.method = upgradeReq.method;
+  req.url = upgradeReq.url;
+  req.httpVersion = upgradeReq.httpVersion;
+  req.httpVersionMajor = upgradeReq.httpVersionMajor;
+  req.httpVersionMinor = upgradeReq.httpVersionMinor;
+  req.headers = upgradeReq.headers;
+  let remaining = Number.isSafeInteger(length) ? length : 0;
+  const onData = (chunk: Buffer): void => {
+    const part = chunk.subarray(0, remaining);
+    remaining -= part.length;
+    // Backpressure: reading the request resumes the socket again.
+    if (!req.push(part)) socket.pause();
+    if (remaining > 0) return;
+    socket.off('data', onData);
+    req.complete = true;
+    req.push(null);
+  };
+  socket.on('data', onData);
+  socket.once('close', () => {
+    if (remaining > 0) req.destroy(new Error('client closed the request before its body was complete'));
+  });
+  return req;
 }
 
 function canServe(decision: RouteDecision): boolean {

@@ -4,30 +4,37 @@
 // - a per-call error callback, always (the library throws without one);
 // - connect and response timeouts of our own, so 504 (slow) and 502 (broken)
 //   can be told apart, and a site that hangs is given up on at a known time;
-// - the client response is destroyed when the site dies mid-body (the library
-//   would leave the client waiting for bytes that never come);
+//   the connect clock covers only connecting, the response clock starts when
+//   the request is fully sent, and a body that goes silent is bounded too;
+// - the client response is destroyed when the site dies or stalls mid-body
+//   (the library would leave the client waiting for bytes that never come);
 // - the upstream request is aborted when the client goes away;
 // - hop-by-hop headers are dropped both ways, and X-Forwarded-* are computed
-//   once per attempt (the library appends them to req.headers on every call,
-//   which would stack them on a retry);
-// - keep-alive connection pools per site.
+//   once per attempt from what detour saw (the library appends to the
+//   client's, which would let a client claim https and stack them on a retry);
+// - the request target goes out byte for byte, as route matching saw it;
+// - keep-alive connection pools per site, and telling a pooled connection the
+//   site had already closed (stale) apart from a failing site.
 // Responses are always handled here (`selfHandleResponse`), because a retryable
 // 5xx must be discarded rather than streamed to the client.
 import type { Agent, ClientRequest, IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { PassThrough, type Readable } from 'node:stream';
-import { createProxyServer, type ProxyServer } from 'http-proxy-3';
+import { createProxyServer, type ProxyServer, type ServerOptions } from 'http-proxy-3';
 import type { Logger } from '../logger.js';
 import { stripHopByHop } from './hop-by-hop.js';
 import { UpstreamAgents, type AgentLimits } from './upstream-agents.js';
-import { UpstreamError, connectTimeout, responseTimeout, toUpstreamError } from './upstream-error.js';
+import { UpstreamError, connectTimeout, responseTimeout, toUpstreamError, type FailurePhase } from './upstream-error.js';
 
 export interface UpstreamTarget {
   /** Site base URL, e.g. `http://10.0.0.10:8080`. */
   readonly url: string;
+  /** From a new connection being opened until it is up; waiting for a pooled connection does not count. */
   readonly connectMs: number;
-  /** From connected to response headers. */
+  /** From the request being fully sent until the response headers; also the longest silence inside a response body. */
   readonly responseMs: number;
+  /** Open a new connection instead of using the pool (the retry after a pooled one turned out stale). */
+  readonly freshConnection?: boolean;
 }
 
 /** What to send as the request body. Only `none` and `buffered` can be sent twice. */
@@ -37,29 +44,42 @@ export type OutgoingBody =
   /** Streams through once; `stream` defaults to the client request itself. */
   | { readonly kind: 'stream'; readonly stream?: Readable };
 
+/** Why a response that had started did not complete. */
+export interface BodyFailure {
+  /** `aborted`: the site closed the connection mid-body; `stalled`: no byte for timeouts.response. */
+  readonly kind: 'aborted' | 'stalled';
+  readonly detail: string;
+}
+
 export interface UpstreamResponse {
   readonly status: number;
   readonly headers: IncomingHttpHeaders;
   /**
    * Stream this response to the client with `extraHeaders` added.
-   * `onAborted` is called if the site dies before the body is complete (the
-   * client response is then destroyed, so the client sees an error, not a hang).
+   * `onBroken` is called if the body does not complete (the site dies or goes
+   * silent): the client response is then destroyed, so the client sees an
+   * error, not a hang.
    */
-  relay(extraHeaders: Readonly<Record<string, string>>, onAborted?: (detail: string) => void): void;
+  relay(extraHeaders: Readonly<Record<string, string>>, onBroken?: (failure: BodyFailure) => void): void;
   /** Throw this response away (a retryable 5xx). */
   discard(): void;
 }
 
 export type AttemptOutcome =
   | { readonly kind: 'response'; readonly response: UpstreamResponse }
-  /** The site failed before response headers. */
-  | { readonly kind: 'failed'; readonly error: UpstreamError }
+  /**
+   * The site failed before response headers. `requestSent`: the whole request
+   * had been written to the connection, so the site may have acted on it.
+   */
+  | { readonly kind: 'failed'; readonly error: UpstreamError; readonly requestSent: boolean }
   /** The client side failed (bad request stream, unsendable request): not the site's fault. */
   | { readonly kind: 'client_error'; readonly error: Error };
 
 export interface UpstreamAttempt {
   /** Give up on this attempt silently: no outcome is reported after this. */
   abort(): void;
+  /** False while the connection is still being set up: until then the site cannot have seen any of the request. */
+  reachedSite(): boolean;
 }
 
 export interface WsHandlers {
@@ -88,10 +108,18 @@ export interface ProxyEngineOptions {
   readonly agentLimits?: AgentLimits;
 }
 
+/**
+ * Response header bytes accepted from a site. Node's default (16 KiB) is
+ * smaller than what real applications send (large cookies, CSP headers); a
+ * response over it is a parse error that no other site would answer better.
+ */
+export const MAX_RESPONSE_HEADER_BYTES = 64 * 1024;
+
 export function createProxyEngine(opts: ProxyEngineOptions): ProxyEngine {
   const log = opts.logger;
   const agents = new UpstreamAgents(opts.agentLimits);
-  const proxy: ProxyServer = createProxyServer({ xfwd: true, changeOrigin: false, selfHandleResponse: true });
+  // X-Forwarded-* are ours (xfwd off): the library would append to what the client sent.
+  const proxy: ProxyServer = createProxyServer({ xfwd: false, changeOrigin: false, selfHandleResponse: true });
   // Errors on the client socket of a WebSocket are emitted on the proxy itself;
   // with no listener of ours the library rethrows them and the process dies.
   proxy.on('error', (err) => log.debug({ err: describe(err) }, 'proxy: client socket error'));
@@ -107,11 +135,22 @@ export function createProxyEngine(opts: ProxyEngineOptions): ProxyEngine {
     return h;
   };
 
+  const requestOptions = (target: UpstreamTarget, agent: Agent): ServerOptions => ({
+    target: target.url,
+    agent,
+    // Forward the request target exactly as received: route matching saw it
+    // that way (the library would otherwise re-parse and normalise it).
+    toProxy: true,
+    // The library builds the http.request options on top of this object.
+    ssl: { maxHeaderSize: MAX_RESPONSE_HEADER_BYTES },
+  });
+
   return {
     web(req, res, target, body, onOutcome) {
       const timers = new AttemptTimers(target);
+      const conn = new ConnectionWatch();
       let settled = false;
-      let connected = false;
+      let requestSent = false;
       let proxyReq: ClientRequest | undefined;
       let proxyReqError: unknown;
 
@@ -122,41 +161,35 @@ export function createProxyEngine(opts: ProxyEngineOptions): ProxyEngine {
         onOutcome(outcome);
       };
       const fail = (error: UpstreamError): void => {
-        settle({ kind: 'failed', error });
+        settle({ kind: 'failed', error, requestSent });
         proxyReq?.destroy();
       };
 
-      req.headers = requestHeaders(originalHeaders(req), body) as IncomingHttpHeaders;
-      const agent = captureRequests(agents.agentFor(target.url), (r) => {
+      req.headers = requestHeaders(req, originalHeaders(req), body) as IncomingHttpHeaders;
+      const pool = target.freshConnection ? agents.freshAgentFor(target.url) : agents.agentFor(target.url);
+      const agent = captureRequests(pool, (r) => {
         proxyReq = r;
         r.on('error', (err) => { proxyReqError = err; });
-        timers.startConnect(() => fail(connectTimeout(target.connectMs)));
-        r.on('socket', (socket: Socket) => {
-          const onConnected = (): void => {
-            connected = true;
-            timers.startResponse(() => fail(responseTimeout(target.responseMs)));
-          };
-          if (socket.connecting) socket.once('connect', onConnected);
-          else onConnected();
+        conn.watch(r, timers, () => fail(connectTimeout(target.connectMs)));
+        // The response clock starts once the site has the whole request: a
+        // client uploading slowly is not a slow site.
+        r.on('finish', () => {
+          requestSent = true;
+          if (!settled) timers.startResponse(() => fail(responseTimeout(target.responseMs)));
         });
         r.on('response', (proxyRes: IncomingMessage) => {
-          connected = true;
           if (settled) {
             proxyRes.destroy();
             return;
           }
-          settle({ kind: 'response', response: wrapResponse(proxyRes, res, log) });
+          settle({ kind: 'response', response: wrapResponse(proxyRes, res, log, target.responseMs) });
         });
       });
 
       try {
-        proxy.web(req, res, {
-          target: target.url,
-          agent,
-          buffer: outgoingStream(body),
-        }, (err) => {
+        proxy.web(req, res, { ...requestOptions(target, agent), buffer: outgoingStream(body) }, (err) => {
           if (settled) return;
-          if (err === proxyReqError) fail(toUpstreamError(err, connected));
+          if (err === proxyReqError) fail(toUpstreamError(err, conn.phase()));
           else settle({ kind: 'client_error', error: err });
         });
       } catch (err) {
@@ -170,13 +203,14 @@ export function createProxyEngine(opts: ProxyEngineOptions): ProxyEngine {
           timers.clear();
           proxyReq?.destroy();
         },
+        reachedSite: () => conn.connected,
       };
     },
 
     ws(req, socket, head, target, extraHeaders, handlers) {
       const timers = new AttemptTimers(target);
+      const conn = new ConnectionWatch();
       let phase: 'pending' | 'upgraded' | 'answered' | 'done' = 'pending';
-      let connected = false;
       let proxyReq: ClientRequest | undefined;
 
       const failPending = (error: UpstreamError): void => {
@@ -188,17 +222,12 @@ export function createProxyEngine(opts: ProxyEngineOptions): ProxyEngine {
         socket.end();
       };
 
-      req.headers = upgradeHeaders(originalHeaders(req)) as IncomingHttpHeaders;
+      req.headers = upgradeHeaders(req, originalHeaders(req)) as IncomingHttpHeaders;
       const agent = captureRequests(agents.agentFor(target.url), (r) => {
         proxyReq = r;
-        timers.startConnect(() => failPending(connectTimeout(target.connectMs)));
-        r.on('socket', (s: Socket) => {
-          const onConnected = (): void => {
-            connected = true;
-            timers.startResponse(() => failPending(responseTimeout(target.responseMs)));
-          };
-          if (s.connecting) s.once('connect', onConnected);
-          else onConnected();
+        conn.watch(r, timers, () => failPending(connectTimeout(target.connectMs)));
+        r.on('finish', () => {
+          if (phase === 'pending') timers.startResponse(() => failPending(responseTimeout(target.responseMs)));
         });
         // Registered before the library's own listeners, so the headers added
         // here are part of what it writes to the client.
@@ -219,16 +248,16 @@ export function createProxyEngine(opts: ProxyEngineOptions): ProxyEngine {
       });
 
       try {
-        proxy.ws(req, socket, head, { target: target.url, agent }, (err) => {
+        proxy.ws(req, socket, head, requestOptions(target, agent), (err) => {
           if (phase === 'pending') {
-            failPending(toUpstreamError(err, connected));
+            failPending(toUpstreamError(err, conn.phase()));
           } else if (phase === 'upgraded') {
             phase = 'done';
-            handlers.failed(toUpstreamError(err, true), true);
+            handlers.failed(toUpstreamError(err, { connected: true }), true);
           }
         });
       } catch (err) {
-        failPending(toUpstreamError(err, false));
+        failPending(toUpstreamError(err, { connected: false }));
       }
 
       return {
@@ -238,6 +267,7 @@ export function createProxyEngine(opts: ProxyEngineOptions): ProxyEngine {
           proxyReq?.destroy();
           socket.destroy();
         },
+        reachedSite: () => conn.connected,
       };
     },
 
@@ -275,13 +305,18 @@ class AttemptTimers {
 
   constructor(private readonly target: UpstreamTarget) {}
 
-  /** From the request being created (this includes waiting for a free pooled socket) until connected. */
+  /** From a new connection being opened until it is up. */
   startConnect(onTimeout: () => void): void {
+    clearTimeout(this.connectTimer);
     this.connectTimer = setTimeout(onTimeout, this.target.connectMs);
     this.connectTimer.unref();
   }
 
-  /** From connected until response headers. */
+  connected(): void {
+    clearTimeout(this.connectTimer);
+  }
+
+  /** From the request fully sent until response headers. */
   startResponse(onTimeout: () => void): void {
     clearTimeout(this.connectTimer);
     clearTimeout(this.responseTimer);
@@ -295,7 +330,42 @@ class AttemptTimers {
   }
 }
 
-function requestHeaders(original: IncomingHttpHeaders, body: OutgoingBody): Record<string, string | string[]> {
+/** Which connection an attempt got, and what had happened on it when something failed. */
+class ConnectionWatch {
+  connected = false;
+  private socket: Socket | undefined;
+  private reused = false;
+  private bytesReadBefore = 0;
+
+  /**
+   * The connect clock starts when the request is given a socket that is still
+   * connecting; a pooled socket that is already up costs no connect time.
+   */
+  watch(req: ClientRequest, timers: AttemptTimers, onConnectTimeout: () => void): void {
+    req.on('socket', (socket: Socket) => {
+      this.socket = socket;
+      this.reused = req.reusedSocket;
+      this.bytesReadBefore = socket.bytesRead;
+      if (!socket.connecting) {
+        this.connected = true;
+        return;
+      }
+      timers.startConnect(onConnectTimeout);
+      socket.once('connect', () => {
+        this.connected = true;
+        timers.connected();
+      });
+    });
+    req.on('response', () => { this.connected = true; });
+  }
+
+  phase(): FailurePhase {
+    const silent = this.socket !== undefined && this.socket.bytesRead === this.bytesReadBefore;
+    return { connected: this.connected, reusedAndSilent: this.reused && silent };
+  }
+}
+
+function requestHeaders(req: IncomingMessage, original: IncomingHttpHeaders, body: OutgoingBody): Record<string, string | string[]> {
   const headers = stripHopByHop(original) as Record<string, string | string[]>;
   if (body.kind === 'buffered') {
     headers['content-length'] = String(body.bytes.length);
@@ -305,13 +375,34 @@ function requestHeaders(original: IncomingHttpHeaders, body: OutgoingBody): Reco
     // Node re-chunks what we pipe; only the framing survives, not any codings.
     headers['transfer-encoding'] = 'chunked';
   }
-  return headers;
+  return { ...headers, ...forwardedHeaders(req, original, 'http') };
 }
 
-function upgradeHeaders(original: IncomingHttpHeaders): Record<string, string | string[]> {
+function upgradeHeaders(req: IncomingMessage, original: IncomingHttpHeaders): Record<string, string | string[]> {
   const headers = stripHopByHop(original) as Record<string, string | string[]>;
   headers.connection = 'Upgrade';
   if (original.upgrade !== undefined) headers.upgrade = original.upgrade;
+  return { ...headers, ...forwardedHeaders(req, original, 'ws') };
+}
+
+/**
+ * Detour is the edge: X-Forwarded-Proto, -Host and -Port say what detour saw
+ * (whatever the client claimed is replaced, so `https` cannot be spoofed);
+ * X-Forwarded-For is a chain, so the client's address is appended to it.
+ */
+function forwardedHeaders(req: IncomingMessage, original: IncomingHttpHeaders, scheme: 'http' | 'ws'): Record<string, string> {
+  const encrypted = (req.socket as { encrypted?: boolean }).encrypted === true;
+  const headers: Record<string, string> = {
+    'x-forwarded-proto': encrypted ? `${scheme}s` : scheme,
+  };
+  const host = original.host;
+  headers['x-forwarded-port'] = (host && /:(\d+)$/.exec(host)?.[1]) || (encrypted ? '443' : '80');
+  if (host) headers['x-forwarded-host'] = host;
+  const prior = original['x-forwarded-for'];
+  const chain = Array.isArray(prior) ? prior.join(',') : prior;
+  const client = req.socket.remoteAddress;
+  if (client !== undefined) headers['x-forwarded-for'] = chain ? `${chain},${client}` : client;
+  else if (chain) headers['x-forwarded-for'] = chain;
   return headers;
 }
 
@@ -325,12 +416,12 @@ function outgoingStream(body: OutgoingBody): Readable | undefined {
   }
 }
 
-function wrapResponse(proxyRes: IncomingMessage, res: ServerResponse, log: Logger): UpstreamResponse {
+function wrapResponse(proxyRes: IncomingMessage, res: ServerResponse, log: Logger, idleMs: number): UpstreamResponse {
   proxyRes.on('error', (err) => log.debug({ err: describe(err) }, 'proxy: upstream response error'));
   return {
     status: proxyRes.statusCode ?? 0,
     headers: proxyRes.headers,
-    relay(extraHeaders, onAborted) {
+    relay(extraHeaders, onBroken) {
       if (res.headersSent || res.destroyed) {
         proxyRes.destroy();
         return;
@@ -354,23 +445,78 @@ function wrapResponse(proxyRes: IncomingMessage, res: ServerResponse, log: Logge
         }
       }
       for (const [name, value] of Object.entries(extraHeaders)) res.setHeader(name, value);
-      let clientGone = false;
-      proxyRes.on('close', () => {
-        if (proxyRes.complete || res.writableFinished || clientGone) return;
-        onAborted?.('response aborted mid-body');
+      let done = false;
+      const broken = (failure: BodyFailure): void => {
+        done = true;
+        idle.stop();
+        onBroken?.(failure);
+        proxyRes.destroy();
         res.destroy();
+      };
+      // A site that goes silent mid-body would otherwise hold the client forever.
+      // Silence while the client is not reading (backpressure) is not the site's.
+      const idle = new IdleTimer(idleMs, () => {
+        if (res.writableNeedDrain) return true;
+        broken({ kind: 'stalled', detail: `response body stalled for ${idleMs}ms` });
+        return false;
       });
+      proxyRes.on('close', () => {
+        idle.stop();
+        if (done || proxyRes.complete || res.writableFinished) return;
+        broken({ kind: 'aborted', detail: 'response aborted mid-body' });
+      });
+      proxyRes.on('end', () => idle.stop());
       res.on('close', () => {
+        idle.stop();
         if (res.writableFinished) return;
-        clientGone = true;
+        // The client went away: nothing is broken on the site's side.
+        done = true;
         proxyRes.destroy();
       });
       proxyRes.pipe(res);
+      proxyRes.on('data', () => idle.touch());
+      idle.start();
     },
     discard() {
       proxyRes.destroy();
     },
   };
+}
+
+/**
+ * Fires `onIdle` after `ms` without a touch(); `onIdle` returns true to keep
+ * waiting. A touch only records the time (no timer churn per chunk).
+ */
+class IdleTimer {
+  private timer: NodeJS.Timeout | undefined;
+  private lastMs = 0;
+  private stopped = false;
+
+  constructor(private readonly ms: number, private readonly onIdle: () => boolean) {}
+
+  start(): void {
+    this.touch();
+    this.arm(this.ms);
+  }
+
+  touch(): void {
+    this.lastMs = performance.now();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+
+  private arm(delayMs: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      const quietMs = performance.now() - this.lastMs;
+      if (quietMs < this.ms) this.arm(this.ms - quietMs);
+      else if (this.onIdle()) this.start();
+    }, delayMs);
+    this.timer.unref();
+  }
 }
 
 function describe(err: unknown): string {

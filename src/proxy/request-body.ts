@@ -1,7 +1,8 @@
 // Read a request body into memory when it is small enough to send twice.
-// That is what makes a retry safe for any method: a body we hold in full can be
-// re-sent byte for byte to the next site. A larger body streams through once
-// and its request is never retried (we could not send it again).
+// A body we hold in full can be re-sent byte for byte to the next site (whether
+// the method allows sending it again is the exchange's call). A larger body
+// streams through once and its request is never retried (we could not send it
+// again).
 import type { IncomingMessage } from 'node:http';
 import { PassThrough } from 'node:stream';
 import type { OutgoingBody } from './http-proxy-adapter.js';

@@ -1,43 +1,65 @@
 // One keep-alive connection pool per site origin, so a busy route does not pay
-// a TCP (and TLS) handshake per request, with bounds so a hanging building
-// cannot make detour open sockets without limit.
+// a TCP (and TLS) handshake per request.
+// The pool never makes a request wait for a connection: a queue inside the
+// agent would count as "connecting" for a busy but healthy site. Idle
+// connections are dropped before the site's own keep-alive timeout is likely
+// to close them (Node servers default to 5 s), so a reused connection is
+// rarely one the site has already closed.
 import http from 'node:http';
 import https from 'node:https';
 
 export interface AgentLimits {
-  /** Concurrent connections per site; further requests queue inside the agent. */
-  readonly maxSockets: number;
+  /** Concurrent connections per site; beyond it requests queue inside the agent (default: no limit). */
+  readonly maxSockets?: number;
   /** Idle connections kept per site. */
   readonly maxFreeSockets: number;
+  /** An idle pooled connection is closed after this long (a shorter `Keep-Alive: timeout=N` from the site wins). */
+  readonly freeSocketTimeoutMs?: number;
 }
 
-export const defaultAgentLimits: AgentLimits = { maxSockets: 512, maxFreeSockets: 64 };
+export const defaultAgentLimits: Required<AgentLimits> = { maxSockets: Infinity, maxFreeSockets: 64, freeSocketTimeoutMs: 4000 };
 
 export class UpstreamAgents {
-  private readonly agents = new Map<string, http.Agent>();
+  private readonly pooled = new Map<string, http.Agent>();
+  private readonly fresh = new Map<string, http.Agent>();
+  private readonly limits: Required<AgentLimits>;
 
-  constructor(private readonly limits: AgentLimits = defaultAgentLimits) {}
+  constructor(limits: AgentLimits = defaultAgentLimits) {
+    this.limits = { ...defaultAgentLimits, ...limits };
+  }
 
   /** The pool for a site URL; created on first use, keyed by origin so a reload that keeps the URL keeps the pool. */
   agentFor(siteUrl: string): http.Agent {
-    const origin = new URL(siteUrl).origin;
-    let agent = this.agents.get(origin);
-    if (!agent) {
-      const options: http.AgentOptions = {
-        keepAlive: true,
-        maxSockets: this.limits.maxSockets,
-        maxFreeSockets: this.limits.maxFreeSockets,
-        // Reuse the most recent idle socket: the least likely to have been closed by the site meanwhile.
-        scheduling: 'lifo',
-      };
-      agent = origin.startsWith('https:') ? new https.Agent(options) : new http.Agent(options);
-      this.agents.set(origin, agent);
-    }
-    return agent;
+    return this.agentIn(this.pooled, siteUrl, {
+      keepAlive: true,
+      maxSockets: this.limits.maxSockets,
+      maxFreeSockets: this.limits.maxFreeSockets,
+      // Node's agent applies `timeout` to idle pooled sockets and destroys them
+      // when it fires; in-use sockets only get a 'timeout' event nobody acts on.
+      timeout: this.limits.freeSocketTimeoutMs,
+      // Reuse the most recent idle socket: the least likely to have been closed by the site meanwhile.
+      scheduling: 'lifo',
+    });
+  }
+
+  /** Always a new connection, closed after one request: for the retry after a stale pooled one. */
+  freshAgentFor(siteUrl: string): http.Agent {
+    return this.agentIn(this.fresh, siteUrl, { keepAlive: false, maxSockets: Infinity });
   }
 
   close(): void {
-    for (const agent of this.agents.values()) agent.destroy();
-    this.agents.clear();
+    for (const agent of [...this.pooled.values(), ...this.fresh.values()]) agent.destroy();
+    this.pooled.clear();
+    this.fresh.clear();
+  }
+
+  private agentIn(map: Map<string, http.Agent>, siteUrl: string, options: http.AgentOptions): http.Agent {
+    const origin = new URL(siteUrl).origin;
+    let agent = map.get(origin);
+    if (!agent) {
+      agent = origin.startsWith('https:') ? new https.Agent(options) : new http.Agent(options);
+      map.set(origin, agent);
+    }
+    return agent;
   }
 }

@@ -6,13 +6,15 @@
 export type UpstreamErrorCode =
   | 'connect_failed'    // refused, unreachable, DNS: nothing was sent
   | 'connect_timeout'   // no TCP connection within timeouts.connect
+  | 'stale_connection'  // a pooled keep-alive connection the site had already closed: not the site's fault
   | 'reset'             // the connection died before response headers
-  | 'response_timeout'  // connected, but no response headers within timeouts.response
-  | 'bad_response';     // the site answered something that is not HTTP
+  | 'response_timeout'  // the request was sent, but no response headers within timeouts.response
+  | 'bad_response';     // the site answered something that is not (parseable) HTTP
 
 const statusByCode: Readonly<Record<UpstreamErrorCode, number>> = {
   connect_failed: 502,
   connect_timeout: 504,
+  stale_connection: 502,
   reset: 502,
   response_timeout: 504,
   bad_response: 502,
@@ -42,19 +44,27 @@ export function responseTimeout(ms: number): UpstreamError {
   return new UpstreamError('response_timeout', `response timeout after ${ms}ms`);
 }
 
-/**
- * Classify an error from the upstream request. `connected` says whether the TCP
- * connection was up: the same ECONNRESET means "refused by a firewall" before
- * and "died while working" after.
- */
-export function toUpstreamError(err: unknown, connected: boolean): UpstreamError {
+/** What the attempt knew about its connection when the error came. */
+export interface FailurePhase {
+  /** The TCP connection was up: the same ECONNRESET means "refused by a firewall" before and "died while working" after. */
+  readonly connected: boolean;
+  /** The connection came from the pool and no byte of a response had arrived on it for this request. */
+  readonly reusedAndSilent?: boolean;
+}
+
+/** Errors a keep-alive connection closed by the site shows on its next use. */
+const STALE_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
+
+/** Classify an error from the upstream request. */
+export function toUpstreamError(err: unknown, phase: FailurePhase): UpstreamError {
   if (err instanceof UpstreamError) return err;
   const code = typeof (err as { code?: unknown })?.code === 'string' ? (err as { code: string }).code : undefined;
   const message = err instanceof Error ? err.message : String(err);
   if (code?.startsWith('HPE_')) return new UpstreamError('bad_response', `bad response (${code})`, err);
-  if (!connected) return new UpstreamError('connect_failed', `connect ${code ?? message}`, err);
-  if (code === 'ECONNRESET' || code === 'EPIPE') {
-    return new UpstreamError('reset', message === 'socket hang up' ? 'socket hang up' : code, err);
+  if (!phase.connected) return new UpstreamError('connect_failed', `connect ${code ?? message}`, err);
+  const words = message === 'socket hang up' ? 'socket hang up' : code ?? message;
+  if (phase.reusedAndSilent && code !== undefined && STALE_CODES.has(code)) {
+    return new UpstreamError('stale_connection', `reused connection closed by the site (${words})`, err);
   }
-  return new UpstreamError('reset', code ?? message, err);
+  return new UpstreamError('reset', words, err);
 }

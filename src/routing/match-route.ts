@@ -52,5 +52,18 @@ function pathOnly(target: string): string {
     p = slash === -1 ? '/' : p.slice(slash);
   }
   const cut = p.search(/[?#]/);
-  return cut === -1 ? p : p.slice(0, cut);
+  return decodeUnreserved(cut === -1 ? p : p.slice(0, cut));
+}
+
+/**
+ * `%61pi` is `/api` to any site that decodes its path (RFC 3986 6.2.2.2), so
+ * it must match like `/api`. Only unreserved characters are decoded: `%2F` is
+ * data, not a separator, and stays as it is.
+ */
+function decodeUnreserved(path: string): string {
+  if (!path.includes('%')) return path;
+  return path.replace(/%([0-9a-f]{2})/gi, (escape, hex: string) => {
+    const c = String.fromCharCode(parseInt(hex, 16));
+    return /[A-Za-z0-9\-._~]/.test(c) ? c : escape;
+  });
 }

@@ -24,6 +24,7 @@ t.test('relays the answer and names the site; keeps the client Host; adds X-Forw
   t.equal(seen.headers['x-forwarded-for'], '10.9.9.9,127.0.0.1', 'client address appended to X-Forwarded-For');
   t.equal(seen.headers['x-forwarded-proto'], 'http');
   t.equal(seen.headers['x-forwarded-host'], 'ceir.example.go.id');
+  t.equal(seen.headers['x-forwarded-port'], '80');
 });
 
 t.test('hop-by-hop headers are not forwarded, in either direction', async (t) => {

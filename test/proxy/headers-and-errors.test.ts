@@ -1,6 +1,6 @@
 import t from 'tap';
 import { stripHopByHop } from '../../src/proxy/hop-by-hop.js';
-import { UpstreamError, connectTimeout, responseTimeout, toUpstreamError } from '../../src/proxy/upstream-error.js';
+import { UpstreamError, connectTimeout, responseTimeout, toUpstreamError, type FailurePhase } from '../../src/proxy/upstream-error.js';
 
 t.test('stripHopByHop keeps end-to-end headers only', async (t) => {
   const scenarios: Array<{ name: string; input: Record<string, string | string[]>; expect: Record<string, string | string[]> }> = [
@@ -14,19 +14,25 @@ t.test('stripHopByHop keeps end-to-end headers only', async (t) => {
 
 t.test('toUpstreamError classifies by phase and code', async (t) => {
   const err = (code: string, message = code): Error => Object.assign(new Error(message), { code });
-  const scenarios: Array<[unknown, boolean, string, number, string]> = [
-    [err('ECONNREFUSED', 'connect ECONNREFUSED 127.0.0.1:1'), false, 'connect_failed', 502, 'connect ECONNREFUSED'],
-    [err('ENOTFOUND'), false, 'connect_failed', 502, 'connect ENOTFOUND'],
-    [err('ECONNRESET', 'socket hang up'), true, 'reset', 502, 'socket hang up'],
-    [err('ECONNRESET', 'read ECONNRESET'), true, 'reset', 502, 'ECONNRESET'],
-    [err('EPIPE'), true, 'reset', 502, 'EPIPE'],
-    [err('HPE_INVALID_CONSTANT', 'Parse Error'), true, 'bad_response', 502, 'bad response (HPE_INVALID_CONSTANT)'],
-    [new Error('weird'), true, 'reset', 502, 'weird'],
-    [connectTimeout(100), false, 'connect_timeout', 504, 'connect timeout after 100ms'],
-    [responseTimeout(2000), true, 'response_timeout', 504, 'response timeout after 2000ms'],
+  const fresh = { connected: true };
+  const stale = { connected: true, reusedAndSilent: true };
+  const scenarios: Array<[unknown, FailurePhase, string, number, string]> = [
+    [err('ECONNREFUSED', 'connect ECONNREFUSED 127.0.0.1:1'), { connected: false }, 'connect_failed', 502, 'connect ECONNREFUSED'],
+    [err('ENOTFOUND'), { connected: false }, 'connect_failed', 502, 'connect ENOTFOUND'],
+    [err('ECONNRESET', 'socket hang up'), fresh, 'reset', 502, 'socket hang up'],
+    [err('ECONNRESET', 'read ECONNRESET'), fresh, 'reset', 502, 'ECONNRESET'],
+    [err('EPIPE'), fresh, 'reset', 502, 'EPIPE'],
+    [err('HPE_INVALID_CONSTANT', 'Parse Error'), fresh, 'bad_response', 502, 'bad response (HPE_INVALID_CONSTANT)'],
+    [err('HPE_HEADER_OVERFLOW', 'Parse Error'), stale, 'bad_response', 502, 'bad response (HPE_HEADER_OVERFLOW)'],
+    [new Error('weird'), fresh, 'reset', 502, 'weird'],
+    [err('ECONNRESET', 'socket hang up'), stale, 'stale_connection', 502, 'reused connection closed by the site (socket hang up)'],
+    [err('EPIPE'), stale, 'stale_connection', 502, 'reused connection closed by the site (EPIPE)'],
+    [err('ETIMEDOUT'), stale, 'reset', 502, 'ETIMEDOUT'],
+    [connectTimeout(100), { connected: false }, 'connect_timeout', 504, 'connect timeout after 100ms'],
+    [responseTimeout(2000), fresh, 'response_timeout', 504, 'response timeout after 2000ms'],
   ];
-  for (const [input, connected, code, status, detail] of scenarios) {
-    const e = toUpstreamError(input, connected);
+  for (const [input, phase, code, status, detail] of scenarios) {
+    const e = toUpstreamError(input, phase);
     t.ok(e instanceof UpstreamError);
     t.same([e.code, e.status, e.detail], [code, status, detail], detail);
   }

@@ -37,6 +37,12 @@ const scenarios: Array<[string | undefined, string, string | undefined]> = [
   ['fallback.example', 'http://fallback.example/x?y', 'catch-all'],
   ['ceir.example.go.id', 'http://ceir.example.go.id/api/v1', 'ceir-api'],
   ['ceir.example.go.id', '*', 'ceir'],
+  // Percent-encoded unreserved characters are the characters themselves to a site that decodes.
+  ['anything.test', '/%64ocs/x', 'docs'],
+  ['anything.test', '/%64%6F%63%73', 'docs'],
+  ['ceir.example.go.id', '/%61pi/v1', 'ceir-api'],
+  // An encoded '/' is data, not a separator.
+  ['anything.test', '/docs%2Fx', undefined],
 ];
 
 for (const [host, path, expected] of scenarios) {
