@@ -76,21 +76,12 @@ export class Forwarder {
       sendLocal(res, SHUTTING_DOWN);
       return;
     }
-    const target = parseRequestTarget(req.url ?? '/');
-    if (!target.ok) {
-      this.count('none', 'none', 400, startedMs);
-      sendLocal(res, { status: 400, message: `detour: bad request target: ${target.reason}` });
+    const found = this.resolve(req, startedMs);
+    if (!found.ok) {
+      sendLocal(res, found.answer);
       return;
     }
-    // The site gets exactly the target the route was matched on.
-    req.url = target.path;
-    const table = this.deps.currentTable();
-    const route = matchRoute(table.policy, req.headers.host, target.path);
-    if (!route) {
-      this.count('none', 'none', NOT_FOUND.status, startedMs);
-      sendLocal(res, NOT_FOUND);
-      return;
-    }
+    const { table, route } = found;
     const decision = table.byName.get(route.name);
     if (!decision || !canServe(decision)) {
       this.answerUnavailable(res, table.policy, route, startedMs);
@@ -103,6 +94,28 @@ export class Forwarder {
       this.log.error({ err, route: route.name }, 'proxy: request handling failed');
       sendLocal(res, { status: 502, message: 'detour: internal error while forwarding' });
     });
+  }
+
+  /**
+   * Check the request target and find its route in the current table. The site
+   * gets exactly the target the route was matched on (req.url is rewritten to it).
+   */
+  private resolve(req: IncomingMessage, startedMs: number):
+    | { readonly ok: true; readonly table: RouteTable; readonly route: RoutePolicy }
+    | { readonly ok: false; readonly answer: LocalAnswer } {
+    const target = parseRequestTarget(req.url ?? '/');
+    if (!target.ok) {
+      this.count('none', 'none', 400, startedMs);
+      return { ok: false, answer: { status: 400, message: `detour: bad request target: ${target.reason}` } };
+    }
+    req.url = target.path;
+    const table = this.deps.currentTable();
+    const route = matchRoute(table.policy, req.headers.host, target.path);
+    if (!route) {
+      this.count('none', 'none', NOT_FOUND.status, startedMs);
+      return { ok: false, answer: NOT_FOUND };
+    }
+    return { ok: true, table, route };
   }
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -120,20 +133,12 @@ export class Forwarder {
       sendLocalOnSocket(socket, { status: 400, message: 'detour: WebSocket upgrades must use GET' });
       return;
     }
-    const requestTarget = parseRequestTarget(req.url ?? '/');
-    if (!requestTarget.ok) {
-      this.count('none', 'none', 400, startedMs);
-      sendLocalOnSocket(socket, { status: 400, message: `detour: bad request target: ${requestTarget.reason}` });
+    const found = this.resolve(req, startedMs);
+    if (!found.ok) {
+      sendLocalOnSocket(socket, found.answer);
       return;
     }
-    req.url = requestTarget.path;
-    const table = this.deps.currentTable();
-    const route = matchRoute(table.policy, req.headers.host, requestTarget.path);
-    if (!route) {
-      this.count('none', 'none', NOT_FOUND.status, startedMs);
-      sendLocalOnSocket(socket, NOT_FOUND);
-      return;
-    }
+    const { table, route } = found;
     const decision = table.byName.get(route.name);
     const site = decision && canServe(decision) ? pickSite(decision, this.context.random) : null;
     const sitePolicy = site === null ? undefined : siteByName(table.policy, site);
