@@ -241,9 +241,17 @@ export class ControlPlane {
     for (const site of policy.sites) {
       const before = old.get(site.name);
       // Same address: same building, same verdict. A moved site starts over.
-      if (!before || before.url !== site.url) this.#own.set(site.name, initialHealth(now));
+      if (!before || before.url !== site.url) {
+        this.#own.set(site.name, initialHealth(now));
+        // A verdict about the old address must not vote on the new one.
+        if (before) this.#store.forgetHealth(site.name);
+      }
     }
-    for (const name of old.keys()) if (!policy.sites.some((s) => s.name === name)) this.#own.delete(name);
+    for (const name of old.keys()) {
+      if (policy.sites.some((s) => s.name === name)) continue;
+      this.#own.delete(name);
+      this.#store.forgetHealth(name);
+    }
     // Shared drains and pins naming what this policy lacks stay in the store (other
     // replicas may still run a policy that has them); decideRoutes ignores them.
     const routeNames = new Set(policy.routes.map((r) => r.name));

@@ -150,6 +150,8 @@ class ScriptedStore implements StateStore {
   onStatus(l: (up: boolean) => void): void { this.#statusListeners.push(l); }
   apply(op: StateOp): void { this.#set(applyOp(this.#state, op)); }
   publishHealth(site: string, v: Omit<ReplicaVerdict, 'atMs'>): void { this.#setVotes(site, { r1: { ...v, atMs: 0 } }); }
+  readonly forgotten: string[] = [];
+  forgetHealth(site: string): void { this.forgotten.push(site); }
   /** Other replicas' verdicts on a site, as a Redis re-read would bring them. */
   vote(site: string, votes: Record<string, 'up' | 'down'>): void {
     this.#setVotes(site, Object.fromEntries(Object.entries(votes).map(([r, status]) => [r, { status, sinceMs: 0, reason: `${r} says ${status}`, atMs: 0 }])));
@@ -211,4 +213,16 @@ t.test('the first probe round settles routes without counting failovers', async 
   cp.started();
   cp.passiveFailure('serpong', 'ECONNRESET');
   t.ok(cp.events().some((e) => e.type === 'routeUnavailable'), 'after start, changes count');
+});
+
+t.test('a reload withdraws this replica\'s verdicts on removed and moved sites from the shared store', async (t) => {
+  const store = new ScriptedStore();
+  const policy = testPolicy({ sites, routes: [{ name: 'ceir', sites: ['cyber1', 'serpong'] }] });
+  const cp = new ControlPlane({ policy, logger: silentLogger(), metrics: createMetrics(new Registry()), store });
+  t.teardown(() => cp.close());
+  cp.replacePolicy(testPolicy({
+    sites: [{ ...sites[0]!, url: 'http://127.0.0.1:9' }, { name: 'dr', url: 'http://127.0.0.1:8' }],
+    routes: [{ name: 'ceir', sites: ['cyber1', 'dr'] }],
+  }));
+  t.same(store.forgotten.sort(), ['cyber1', 'serpong'], 'cyber1 moved, serpong removed; dr is new');
 });

@@ -38,6 +38,14 @@ export class MemoryStore implements StateStore {
     this.#set({ ...this.#state, health });
   }
 
+  forgetHealth(site: string): void {
+    const votes = this.#state.health[site];
+    if (!votes || !(this.replicaId in votes)) return;
+    const { [this.replicaId]: _gone, ...others } = votes;
+    const { [site]: _site, ...health } = this.#state.health;
+    this.#set({ ...this.#state, health: Object.keys(others).length > 0 ? { ...health, [site]: others } : health });
+  }
+
   onState(listener: (state: SharedState) => void): void {
     this.#listeners.add(listener);
   }

@@ -73,6 +73,8 @@ export class RedisStore implements StateStore {
   readonly #stateListeners = new Set<(state: SharedState) => void>();
   readonly #statusListeners = new Set<(up: boolean) => void>();
   readonly #own = new Map<string, ReplicaVerdict>();
+  /** Own verdicts withdrawn locally and not yet deleted in Redis. */
+  readonly #forgotten = new Set<string>();
   readonly #warned = new Set<string>();
   readonly #errorLogged = { command: false, subscriber: false };
   /** Last successful read plus the writes confirmed since: what is rebuilt if Redis loses its data. */
@@ -157,6 +159,15 @@ export class RedisStore implements StateStore {
     const prev = this.#own.get(site);
     if (prev && prev.status === verdict.status && prev.sinceMs === verdict.sinceMs && prev.reason === verdict.reason) return;
     this.#own.set(site, { status: verdict.status, sinceMs: verdict.sinceMs, reason: verdict.reason, atMs: this.#now() });
+    this.#ownChanged = true;
+    this.#emit();
+    void this.#requestSync();
+  }
+
+  forgetHealth(site: string): void {
+    if (!this.#own.delete(site)) return;
+    // Deleted from Redis with the next write, so other replicas stop counting it.
+    this.#forgotten.add(site);
     this.#ownChanged = true;
     this.#emit();
     void this.#requestSync();
@@ -361,8 +372,11 @@ export class RedisStore implements StateStore {
       written.set(site, [verdict, stamped]);
       tx.hset(this.#keys.health, healthField(site, this.replicaId), JSON.stringify(stamped));
     }
+    const forgotten = [...this.#forgotten].filter((site) => !this.#own.has(site));
+    for (const site of forgotten) tx.hdel(this.#keys.health, healthField(site, this.replicaId));
     try {
-      for (const [err] of checkExec(await tx.exec(), written.size + 1)) if (err) throw err;
+      for (const [err] of checkExec(await tx.exec(), written.size + forgotten.length + 1)) if (err) throw err;
+      for (const site of forgotten) this.#forgotten.delete(site);
     } catch (err) {
       this.#ownChanged ||= changed;
       this.#heartbeatDue = true;

@@ -44,6 +44,8 @@ export interface StateStore {
   apply(op: StateOp): void;
   /** This replica's verdict on a site; published now and re-published with every heartbeat. */
   publishHealth(site: string, verdict: Omit<ReplicaVerdict, 'atMs'>): void;
+  /** Withdraw this replica's verdict on a site (removed by a reload, or moved to a new address). */
+  forgetHealth(site: string): void;
   /** Called with a whole new snapshot whenever it may have changed. */
   onState(listener: (state: SharedState) => void): void;
   /** Called when the backend becomes reachable or unreachable. */

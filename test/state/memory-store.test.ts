@@ -39,6 +39,10 @@ t.test('publishHealth stores this replica\'s verdict, stamped with now', async (
     serpong: { solo: { status: 'up', sinceMs: 10, reason: 'status 200', atMs: 2000 } },
   });
   t.equal(seen.length, 2);
+  store.forgetHealth('cyber1');
+  t.same(Object.keys(store.snapshot().health), ['serpong'], 'a withdrawn verdict leaves the snapshot');
+  store.forgetHealth('nowhere');
+  t.equal(seen.length, 3, 'withdrawing nothing tells nobody');
 });
 
 t.test('always up, never reports a status change; a throwing listener does not break apply()', async (t) => {

@@ -71,6 +71,23 @@ t.test('health verdicts from both replicas are visible to both and re-published 
   t.ok(await raw.zscore(`${keyPrefix}replicas`, 'a'), 'heartbeat in the replicas ZSET');
 });
 
+t.test('a withdrawn verdict is deleted from Redis and leaves the other replica\'s snapshot', async (t) => {
+  const keyPrefix = uniquePrefix();
+  const a = await openStore(t, redis, { replicaId: 'a', keyPrefix });
+  const b = await openStore(t, redis, { replicaId: 'b', keyPrefix });
+  a.publishHealth('old-site', { status: 'up', sinceMs: 10, reason: 'status 200' });
+  await waitForState(b, (s) => s.health['old-site']?.a?.status === 'up', 'B sees A\'s verdict');
+  a.forgetHealth('old-site');
+  t.equal(a.snapshot().health['old-site']?.a, undefined, 'gone from A at once');
+  await waitForState(b, (s) => s.health['old-site']?.a === undefined, 'gone from B');
+  t.equal(await raw.hget(`${keyPrefix}health`, 'old-site\ta'), null, 'deleted in Redis');
+  a.publishHealth('other', { status: 'up', sinceMs: 10, reason: 'status 200' });
+  const seen = await waitForState(b, (s) => s.health.other?.a !== undefined, 'A\'s other verdict');
+  const firstAt = seen.health.other!.a!.atMs;
+  await waitForState(b, (s) => (s.health.other?.a?.atMs ?? 0) > firstAt, 'A\'s next heartbeat');
+  t.equal(await raw.hget(`${keyPrefix}health`, 'old-site\ta'), null, 'not re-published by the heartbeat');
+});
+
 t.test('a replica that stops heartbeating leaves replicas and health after livenessMs; only it is cleaned', async (t) => {
   const keyPrefix = uniquePrefix();
   const a = await openStore(t, redis, { replicaId: 'a', keyPrefix });
