@@ -112,7 +112,11 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     for (const route of control.integrity().keys()) if (!targeted.has(route)) control.forgetIntegrity(route);
   };
   control.subscribe({
-    tableChanged: (table) => updateVerifier(table),
+    tableChanged: (table) => {
+      updateVerifier(table);
+      // Open WebSockets to a site no route may use any more (drained, pinned away) are cut, so clients reconnect elsewhere.
+      forwarder.retainSites(new Set(table.routes.flatMap((d) => d.eligible)));
+    },
     siteDown: (site) => forwarder.siteDown(site),
     event: (event: GatewayEvent) => { if (NOTIFY_EVENTS.has(event.type)) notifier.notify(event); },
   });
@@ -160,6 +164,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     };
     policy = effective;
     control.replacePolicy(effective);
+    forwarder.retainOrigins(effective.sites.map((s) => s.url));
     prober.update(effective.sites);
     passive.update(effective.sites);
     notifier.update(effective.notify.webhooks);

@@ -17,6 +17,7 @@ import { createProxyEngine, type ProxyEngine } from './http-proxy-adapter.js';
 import { InFlightRegistry } from './in-flight.js';
 import { sendLocal, sendLocalOnSocket, type LocalAnswer } from './local-response.js';
 import { parseRequestTarget } from './request-target.js';
+import { WebSocketRegistry } from './websocket-registry.js';
 
 export type { PassiveHealth } from './exchange.js';
 
@@ -39,7 +40,7 @@ export class Forwarder {
   private readonly log: Logger;
   private readonly exchanges = new Set<Exchange>();
   private readonly registry = new InFlightRegistry<Exchange>();
-  private readonly upgraded = new Set<Duplex>();
+  private readonly webSockets = new WebSocketRegistry();
   private readonly context: ExchangeContext;
   private closing: Promise<void> | undefined;
   private onIdle: (() => void) | undefined;
@@ -149,13 +150,11 @@ export class Forwarder {
       return;
     }
 
-    this.upgraded.add(socket);
-    socket.once('close', () => this.upgraded.delete(socket));
     const target = { url: sitePolicy.url, connectMs: sitePolicy.timeouts.connectMs, responseMs: sitePolicy.timeouts.responseMs };
     const log = this.log.child({ route: route.name, site });
     // WebSocket handshakes are not retried on another site: the engine ends the
     // client socket when an attempt fails, and clients reconnect on their own.
-    this.engine.ws(req, socket as Socket, head, target, { 'x-detour-site': site }, {
+    const connection = this.engine.ws(req, socket as Socket, head, target, { 'x-detour-site': site }, {
       upgraded: () => this.count(route.name, site, 101, startedMs),
       responded: (status) => {
         this.deps.passive.responded(site, status);
@@ -176,6 +175,7 @@ export class Forwarder {
         });
       },
     });
+    this.webSockets.track(site, socket, connection);
   }
 
   /**
@@ -217,6 +217,39 @@ export class Forwarder {
     const waiting = this.registry.on(site);
     if (waiting.length > 0) this.log.info({ site, requests: waiting.length }, 'proxy: moving requests off a site declared down');
     for (const exchange of waiting) exchange.siteDown(site);
+    this.closeWebSockets(site, 'declared down');
+  }
+
+  /**
+   * Close the WebSocket connections (open or still in their handshake) to
+   * every site not in `usable`: drained sites, sites no route may use, sites
+   * removed by a reload. Called with every new route table; the sockets are
+   * cut on both sides so clients reconnect and are routed afresh.
+   */
+  retainSites(usable: ReadonlySet<string>): void {
+    for (const site of this.webSockets.sites()) {
+      if (!usable.has(site)) this.closeWebSockets(site, 'no longer eligible');
+    }
+  }
+
+  /**
+   * Drop the upstream connection pools of origins not among `siteUrls` (after
+   * a reload removed or moved sites). Requests running on them finish.
+   */
+  retainOrigins(siteUrls: Iterable<string>): void {
+    const dropped = this.engine.retainOrigins(siteUrls);
+    if (dropped.length > 0) this.log.info({ origins: dropped }, 'proxy: dropped connection pools of sites no longer configured');
+  }
+
+  /** WebSocket connections open (or in their handshake) to `site`. */
+  webSocketsTo(site: string): number {
+    return this.webSockets.count(site);
+  }
+
+  private closeWebSockets(site: string, why: string): void {
+    // Aborted connections report nothing: the site is not blamed for being cut off.
+    const closed = this.webSockets.closeSite(site);
+    if (closed > 0) this.log.info({ site, connections: closed }, `proxy: closed WebSocket connections to a site ${why}`);
   }
 
   /** Stop taking new work, let in-flight requests finish for up to graceMs, then cut off what is left. */
@@ -238,7 +271,7 @@ export class Forwarder {
       this.onIdle = undefined;
     }
     for (const exchange of this.exchanges) exchange.abort();
-    for (const socket of this.upgraded) socket.destroy();
+    this.webSockets.closeAll();
     this.engine.close();
   }
 

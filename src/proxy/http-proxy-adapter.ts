@@ -99,6 +99,11 @@ export interface ProxyEngine {
     onOutcome: (outcome: AttemptOutcome) => void): UpstreamAttempt;
   ws(req: IncomingMessage, socket: Socket, head: Buffer, target: UpstreamTarget,
     extraHeaders: Readonly<Record<string, string>>, handlers: WsHandlers): UpstreamAttempt;
+  /**
+   * Drop the connection pools of origins not among `siteUrls`, closing their
+   * idle connections (requests running on them finish); returns the dropped origins.
+   */
+  retainOrigins(siteUrls: Iterable<string>): string[];
   /** Destroy every pooled upstream connection. */
   close(): void;
 }
@@ -212,6 +217,8 @@ export function createProxyEngine(opts: ProxyEngineOptions): ProxyEngine {
       const conn = new ConnectionWatch();
       let phase: 'pending' | 'upgraded' | 'answered' | 'done' = 'pending';
       let proxyReq: ClientRequest | undefined;
+      // After the upgrade the connection leaves the request (and the pool): only we can cut it.
+      let upstreamSocket: Socket | undefined;
 
       const failPending = (error: UpstreamError): void => {
         if (phase !== 'pending') return;
@@ -231,9 +238,13 @@ export function createProxyEngine(opts: ProxyEngineOptions): ProxyEngine {
         });
         // Registered before the library's own listeners, so the headers added
         // here are part of what it writes to the client.
-        r.on('upgrade', (proxyRes: IncomingMessage) => {
+        r.on('upgrade', (proxyRes: IncomingMessage, proxySocket: Socket) => {
           timers.clear();
-          if (phase !== 'pending') return;
+          upstreamSocket = proxySocket;
+          if (phase !== 'pending') {
+            proxySocket.destroy();
+            return;
+          }
           phase = 'upgraded';
           Object.assign(proxyRes.headers, extraHeaders);
           handlers.upgraded();
@@ -265,10 +276,15 @@ export function createProxyEngine(opts: ProxyEngineOptions): ProxyEngine {
           phase = 'done';
           timers.clear();
           proxyReq?.destroy();
+          upstreamSocket?.destroy();
           socket.destroy();
         },
         reachedSite: () => conn.connected,
       };
+    },
+
+    retainOrigins(siteUrls) {
+      return agents.retainOrigins(siteUrls);
     },
 
     close() {

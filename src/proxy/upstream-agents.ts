@@ -47,6 +47,31 @@ export class UpstreamAgents {
     return this.agentIn(this.fresh, siteUrl, { keepAlive: false, maxSockets: Infinity });
   }
 
+  /**
+   * Forget the pools of every origin not among `siteUrls` (sites removed or
+   * moved by a reload) and return those origins. Idle connections are closed
+   * now; a request still running on one of them finishes normally, and its
+   * connection is closed instead of going back to a pool nobody uses
+   * (agent.destroy() would cut those requests off too).
+   */
+  retainOrigins(siteUrls: Iterable<string>): string[] {
+    const keep = new Set<string>();
+    for (const url of siteUrls) {
+      const origin = originOf(url);
+      if (origin !== undefined) keep.add(origin);
+    }
+    const dropped = new Set<string>();
+    for (const map of [this.pooled, this.fresh]) {
+      for (const [origin, agent] of map) {
+        if (keep.has(origin)) continue;
+        map.delete(origin);
+        dropped.add(origin);
+        retire(agent);
+      }
+    }
+    return [...dropped];
+  }
+
   close(): void {
     for (const agent of [...this.pooled.values(), ...this.fresh.values()]) agent.destroy();
     this.pooled.clear();
@@ -61,5 +86,22 @@ export class UpstreamAgents {
       map.set(origin, agent);
     }
     return agent;
+  }
+}
+
+function originOf(siteUrl: string): string | undefined {
+  try {
+    return new URL(siteUrl).origin;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Close an agent's idle connections and make it close each busy one when its request is done. */
+function retire(agent: http.Agent): void {
+  // Consulted by the agent on every connection that comes free.
+  agent.keepSocketAlive = () => false;
+  for (const sockets of Object.values(agent.freeSockets)) {
+    for (const socket of sockets ?? []) socket.destroy();
   }
 }

@@ -84,6 +84,7 @@ t.test('siteDown(): a POST still connecting to the downed site moves, body intac
       return { abort: () => { aborted++; }, reachedSite: () => false };
     },
     ws: (...args) => real.ws(...args),
+    retainOrigins: (urls) => real.retainOrigins(urls),
     close: () => real.close(),
   };
   const policy = testPolicy({ sites: [{ name: 'a', url: aUrl }, { name: 'b', url: b.url }], routes: [{ name: 'r', sites: ['a', 'b'] }] });
