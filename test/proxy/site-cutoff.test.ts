@@ -5,53 +5,10 @@
 import t from 'tap';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
 import { testPolicy } from '../helpers/policy.js';
 import { once, waitFor } from '../helpers/wait.js';
-import { request, startHarness, type Cleanup, type Harness } from './fixtures/proxy-harness.js';
-
-interface WsSite {
-  readonly url: string;
-  /** Upgraded connections the site still has open. */
-  readonly open: Set<Duplex>;
-}
-
-/** A site that accepts every WebSocket handshake and echoes frames prefixed with its name. */
-async function startWsSite(t: Cleanup, name: string): Promise<WsSite> {
-  const open = new Set<Duplex>();
-  const server = http.createServer();
-  server.on('upgrade', (_req, socket: Duplex) => {
-    open.add(socket);
-    socket.on('close', () => open.delete(socket));
-    socket.on('error', () => {});
-    // The server socket allows half-open connections; a WebSocket server closes when its peer does.
-    socket.on('end', () => socket.end());
-    socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
-    socket.on('data', (d: Buffer) => socket.write(`${name}:${d.toString()}`));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => {
-    // Upgraded sockets are no longer the HTTP server's: close them ourselves.
-    for (const s of open) s.destroy();
-    server.closeAllConnections();
-    return new Promise<void>((resolve) => server.close(() => resolve()));
-  });
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, open };
-}
-
-/** A WebSocket through detour; resolves once upgraded, with the site that took it. */
-async function openWs(t: Cleanup, h: Harness): Promise<{ socket: Socket; site: string }> {
-  const req = http.request(`${h.url}/live`, {
-    agent: false,
-    headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' },
-  });
-  req.end();
-  const [res, socket] = (await once(req, 'upgrade')) as [http.IncomingMessage, Socket];
-  socket.on('error', () => {});
-  t.teardown(() => socket.destroy());
-  if (res.statusCode !== 101) throw new Error(`handshake answered ${res.statusCode}`);
-  return { socket, site: String(res.headers['x-detour-site']) };
-}
+import { openWs, startWsSite } from '../helpers/websocket.js';
+import { request, startHarness, type Cleanup } from './fixtures/proxy-harness.js';
 
 async function echo(socket: Socket, text: string): Promise<string> {
   socket.write(text);
@@ -68,9 +25,9 @@ async function setupWs(t: Cleanup) {
   const policy = testPolicy({ sites: [{ name: 'a', url: a.url }, { name: 'b', url: b.url }], routes: [{ name: 'live', sites: ['a', 'b'] }] });
   const h = await startHarness(policy);
   t.teardown(() => h.close());
-  const toA = [await openWs(t, h), await openWs(t, h)];
+  const toA = [await openWs(t, `${h.url}/live`), await openWs(t, `${h.url}/live`)];
   h.setDecisions({ live: { active: 'b', weights: [{ site: 'b', weight: 100 }] } });
-  const toB = await openWs(t, h);
+  const toB = await openWs(t, `${h.url}/live`);
   return { a, b, h, toA, toB };
 }
 
@@ -90,7 +47,7 @@ t.test('siteDown(): WebSockets to the downed site are cut on both sides, others 
 
   t.equal(await echo(toB.socket, 'still'), 'b:still', 'the WebSocket to b is untouched');
   t.equal(b.open.size, 1);
-  const again = await openWs(t, h);
+  const again = await openWs(t, `${h.url}/live`);
   t.equal(again.site, 'b', 'a reconnecting client lands on b');
   t.same(h.passive.failed, [], 'cutting the connections is not a passive failure');
 
