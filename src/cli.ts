@@ -36,7 +36,7 @@ export function buildProgram(io: CliIo): Command {
     .action(async (opts: { config: string }) => {
       const result = await checkPolicyFile(opts.config, io.env);
       if (result.ok) io.out(`${opts.config}: ok\n`);
-      for (const line of result.lines) io.err(`${line}\n`);
+      for (const line of [...(result.warnings ?? []), ...result.lines]) io.err(`${line}\n`);
       io.setExitCode(result.ok ? 0 : 1);
     });
 

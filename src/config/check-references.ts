@@ -64,6 +64,8 @@ export function checkReferences(root: unknown): ReferenceProblem[] {
     }
   }
 
+  checkTlsSettings(root, report);
+
   const webhooks = isData(root.notify) && Array.isArray(root.notify.webhooks) ? root.notify.webhooks : [];
   webhooks.forEach((hook: unknown, index) => {
     if (!isData(hook) || !isData(hook.headers)) return;
@@ -107,6 +109,25 @@ function checkFailback(failback: Data, path: readonly PathSegment[], report: (pa
   const verify = failback.verify;
   if (isData(verify) && verify.max !== undefined && verify.field === undefined) {
     report([...path, 'verify', 'max'], 'needs verify.field: max is the largest value allowed in that JSON field', 'key');
+  }
+}
+
+/** TLS settings that contradict each other or the URL; the files themselves are check-files.ts's job. */
+function checkTlsSettings(root: Data, report: (path: readonly PathSegment[], message: string, at?: 'key' | 'value') => void): void {
+  if (isData(root.admin) && root.admin.token !== undefined && root.admin.tokenFile !== undefined) {
+    report(['admin', 'tokenFile'], 'set admin.token or admin.tokenFile, not both', 'key');
+  }
+  if (!isData(root.sites)) return;
+  for (const [name, site] of Object.entries(root.sites)) {
+    if (!isData(site) || !isData(site.tls)) continue;
+    const path = ['sites', name, 'tls'];
+    if (typeof site.url === 'string' && site.url.trim().toLowerCase().startsWith('http://')) {
+      report(path, `applies only to https:// sites; ${name} is reached over plain http://`, 'key');
+    }
+    const hasCert = site.tls.cert !== undefined;
+    if (hasCert !== (site.tls.key !== undefined)) {
+      report([...path, hasCert ? 'cert' : 'key'], 'a client certificate needs both cert and key', 'key');
+    }
   }
 }
 

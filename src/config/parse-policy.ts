@@ -1,10 +1,12 @@
 // YAML text -> a deeply frozen Policy, or every problem in the file at once,
 // each with the LINE:COL an operator should edit. Pure: the caller supplies the
 // text and the environment (see load-policy.ts for the file system side).
+import { dirname } from 'node:path';
 import type { z } from 'zod';
 import { describeValue } from './field-rules.js';
-import { checkReferences } from './check-references.js';
-import type { ParseResult, Policy, PolicyError, RoutePolicy, SitePolicy } from './policy.js';
+import { checkReferences, type ReferenceProblem } from './check-references.js';
+import { resolvePolicyPath } from './check-files.js';
+import type { ListenerTlsPolicy, ParseResult, Policy, PolicyError, RoutePolicy, SitePolicy } from './policy.js';
 import { formatPath, pathKey, readYamlTree, type PathSegment, type Position, type YamlTree } from './read-yaml-tree.js';
 import { listAllowedKeys, policySchema, type PolicyDocument } from './schema.js';
 import { suggestKey } from './suggest-key.js';
@@ -21,7 +23,16 @@ function isAdminToken(path: readonly PathSegment[]): boolean {
   return path.length === 2 && path[0] === 'admin' && path[1] === 'token';
 }
 
-export function parsePolicy(text: string, file: string, env: Env): ParseResult {
+export interface ParseOptions {
+  /**
+   * Checks of the files the policy names (see check-files.ts), given the raw
+   * data and the policy file's directory. Supplied by the file-system edge;
+   * without it parsing stays pure and files are not looked at.
+   */
+  readonly checkFiles?: (root: unknown, baseDir: string) => readonly ReferenceProblem[];
+}
+
+export function parsePolicy(text: string, file: string, env: Env, options: ParseOptions = {}): ParseResult {
   const read = readYamlTree(text, { env, isOptionalWhenUnset: isAdminToken });
   const errors: PolicyError[] = read.problems.map((p) => ({ file, ...p.position, path: formatPath(p.path), message: p.message }));
   if (!read.ok) return failWith(errors);
@@ -53,10 +64,16 @@ export function parsePolicy(text: string, file: string, env: Env): ParseResult {
     }
   }
   for (const problem of checkReferences(root)) report(problem.path, problem.message, problem.at);
+  for (const problem of options.checkFiles?.(root, dirname(file)) ?? []) report(problem.path, problem.message, problem.at);
 
   if (errors.length > 0 || !parsed.success) return failWith(errors);
   const siteOrder = tree.keyOrder.get(pathKey(['sites'])) ?? Object.keys(parsed.data.sites);
-  return { ok: true, policy: freezeDeep(buildPolicy(parsed.data, file, siteOrder)) };
+  const policy = freezeDeep(buildPolicy(parsed.data, file, siteOrder));
+  const warnings = policy.sites.filter((site) => site.tls?.verify === false).map((site): PolicyError => ({
+    file, ...locate(tree, ['sites', site.name, 'tls', 'verify'], 'value'), path: `sites.${site.name}.tls.verify`,
+    message: `warning: certificates of ${site.name} are not verified; anyone on the path can impersonate it`,
+  }));
+  return warnings.length > 0 ? { ok: true, policy, warnings: Object.freeze(warnings) } : { ok: true, policy };
 }
 
 function failWith(errors: PolicyError[]): ParseResult {
@@ -120,9 +137,13 @@ function describeIssue(issue: z.core.$ZodRawIssue): string | undefined {
 }
 
 function buildPolicy(doc: PolicyDocument, file: string, siteOrder: readonly string[]): Policy {
+  const baseDir = dirname(file);
+  const pathOf = (p: string) => resolvePolicyPath(baseDir, p);
+  const listenerTls = (tls: { cert: string; key: string; minVersion: ListenerTlsPolicy['minVersion'] } | undefined) =>
+    tls === undefined ? {} : { tls: { cert: pathOf(tls.cert), key: pathOf(tls.key), minVersion: tls.minVersion } };
   const sites = siteOrder.map((name): SitePolicy => {
     const site = doc.sites[name]!;
-    const { health } = site;
+    const { health, tls } = site;
     return {
       name,
       url: site.url,
@@ -139,6 +160,15 @@ function buildPolicy(doc: PolicyDocument, file: string, siteOrder: readonly stri
         ...(health.expectBody !== undefined && { expectBody: health.expectBody }),
       },
       passive: { failureThreshold: site.passive.failureThreshold },
+      ...(tls !== undefined && {
+        tls: {
+          ...(tls.ca !== undefined && { ca: pathOf(tls.ca) }),
+          ...(tls.servername !== undefined && { servername: tls.servername }),
+          ...(tls.cert !== undefined && { cert: pathOf(tls.cert) }),
+          ...(tls.key !== undefined && { key: pathOf(tls.key) }),
+          verify: tls.verify,
+        },
+      }),
     };
   });
   const routes = doc.routes.map((route): RoutePolicy => {
@@ -171,8 +201,15 @@ function buildPolicy(doc: PolicyDocument, file: string, siteOrder: readonly stri
   });
   return {
     file,
-    listen: { host: doc.listen.host, port: doc.listen.port },
-    admin: { host: doc.admin.host, port: doc.admin.port, ...(doc.admin.token !== undefined && { token: doc.admin.token }) },
+    listen: { host: doc.listen.host, port: doc.listen.port, ...listenerTls(doc.listen.tls) },
+    admin: {
+      host: doc.admin.host,
+      port: doc.admin.port,
+      ...(doc.admin.token !== undefined && { token: doc.admin.token }),
+      ...(doc.admin.tokenFile !== undefined && { tokenFile: pathOf(doc.admin.tokenFile) }),
+      publicRead: doc.admin.publicRead,
+      ...listenerTls(doc.admin.tls),
+    },
     sites,
     routes,
     drain: { buildings: doc.drain.buildings, sites: doc.drain.sites },

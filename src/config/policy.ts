@@ -30,6 +30,42 @@ export interface SitePolicy {
   readonly timeouts: { readonly connectMs: number; readonly responseMs: number };
   readonly health: HealthPolicy;
   readonly passive: PassivePolicy;
+  /** TLS to an https:// site (live traffic, probes and integrity checks alike); absent = defaults. */
+  readonly tls?: SiteTlsPolicy;
+}
+
+// --- TLS (file paths are absolute: relative ones are resolved against the policy file's directory) ---
+
+export type TlsVersion = 'TLSv1.2' | 'TLSv1.3';
+
+/** A certificate (PEM, chain allowed) and its key, served to clients; re-read on every reload. */
+export interface ListenerTlsPolicy {
+  readonly cert: string;
+  readonly key: string;
+  readonly minVersion: TlsVersion;
+}
+
+export interface SiteTlsPolicy {
+  /** Trust anchors (PEM); absent = the system's CAs. */
+  readonly ca?: string;
+  /** SNI and the name the site's certificate must carry; absent = the URL's host. */
+  readonly servername?: string;
+  /** Client certificate and key for mutual TLS (both or neither). */
+  readonly cert?: string;
+  readonly key?: string;
+  /** false: any certificate is accepted (warned about at start and by check). */
+  readonly verify: boolean;
+}
+
+export interface AdminPolicy {
+  readonly host: string;
+  readonly port: number;
+  readonly token?: string;
+  /** A file holding the token (alternative to token), re-read on every reload. */
+  readonly tokenFile?: string;
+  /** false: /status and /metrics need the token too. */
+  readonly publicRead: boolean;
+  readonly tls?: ListenerTlsPolicy;
 }
 
 export interface VerifyPolicy {
@@ -81,8 +117,8 @@ export interface WebhookPolicy {
 export interface Policy {
   /** Path of the file this policy came from (for messages and reloads). */
   readonly file: string;
-  readonly listen: { readonly host: string; readonly port: number };
-  readonly admin: { readonly host: string; readonly port: number; readonly token?: string };
+  readonly listen: { readonly host: string; readonly port: number; readonly tls?: ListenerTlsPolicy };
+  readonly admin: AdminPolicy;
   /** In file order. */
   readonly sites: readonly SitePolicy[];
   readonly routes: readonly RoutePolicy[];
@@ -104,7 +140,8 @@ export interface PolicyError {
 }
 
 export type ParseResult =
-  | { readonly ok: true; readonly policy: Policy }
+  /** `warnings`: settings that are valid but weaken security (`verify: false`), same shape as errors. */
+  | { readonly ok: true; readonly policy: Policy; readonly warnings?: readonly PolicyError[] }
   | { readonly ok: false; readonly errors: readonly PolicyError[] };
 
 export function formatPolicyError(e: PolicyError): string {

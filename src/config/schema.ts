@@ -62,6 +62,22 @@ const httpStatus = wholeNumber(100, 599, 'an HTTP status from 100 to 599');
 const errorStatus = wholeNumber(400, 599, 'an HTTP error status from 400 to 599');
 const count = (max: number) => wholeNumber(1, max, `a whole number from 1 to ${max}`);
 
+// --- TLS: file paths here; their contents are checked by check-files.ts (detour check, reload) ---
+const tlsVersion = z.enum(['TLSv1.2', 'TLSv1.3'], { error: expecting('TLSv1.2 or TLSv1.3') });
+const filePath = (what: string) => text(`the path of ${what}`);
+const listenerTlsSchema = z.strictObject({
+  cert: filePath('a PEM certificate (chain allowed)'),
+  key: filePath("the certificate's PEM private key"),
+  minVersion: tlsVersion.default('TLSv1.2'),
+});
+const siteTlsSchema = z.strictObject({
+  ca: filePath('a PEM file of trusted CA certificates').optional(),
+  servername: fromCheck((input) => (typeof input === 'string' ? checkHostPattern(input) : { ok: false, message: `must be a host name like ceir.internal (got ${describeValue(input)})` })).optional(),
+  cert: filePath('a PEM client certificate').optional(),
+  key: filePath("the client certificate's PEM private key").optional(),
+  verify: z.boolean({ error: expecting('true or false') }).default(true),
+});
+
 const siteSchema = z.strictObject({
   url: fromCheck((input) => checkUrl(input, UPSTREAM_URL)),
   /** Defaults to the site's own name (one site per building). */
@@ -84,6 +100,7 @@ const siteSchema = z.strictObject({
   passive: z.strictObject({
     failureThreshold: wholeNumber(0, 1_000_000, 'a whole number, 0 or more (0 turns passive detection off)').default(3),
   }).prefault({}),
+  tls: siteTlsSchema.optional(),
 });
 
 const verifySchema = z.strictObject({
@@ -130,11 +147,16 @@ const webhookSchema = z.strictObject({
 });
 
 export const policySchema = z.strictObject({
-  listen: z.strictObject({ host: text('a host or IP address').default('0.0.0.0'), port: port.default(8080) }).prefault({}),
+  listen: z.strictObject({
+    host: text('a host or IP address').default('0.0.0.0'), port: port.default(8080), tls: listenerTlsSchema.optional(),
+  }).prefault({}),
   admin: z.strictObject({
     host: text('a host or IP address').default('127.0.0.1'),
     port: port.default(9090),
     token: text('a secret token').optional(),
+    tokenFile: filePath('a file holding the admin token').optional(),
+    publicRead: z.boolean({ error: expecting('true or false') }).default(true),
+    tls: listenerTlsSchema.optional(),
   }).prefault({}),
   sites: z.record(z.string(), siteSchema, { error: expecting('a map of site name to site') }),
   routes: list(routeSchema, '[{ name: api, sites: [primary, backup] }]').min(1, { error: 'must list at least one route' }),

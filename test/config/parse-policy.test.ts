@@ -206,7 +206,7 @@ t.test('defaults are filled in', async (t) => {
   t.same({ ...policy, file: 'x' }, {
     file: 'x',
     listen: { host: '0.0.0.0', port: 8080 },
-    admin: { host: '127.0.0.1', port: 9090 },
+    admin: { host: '127.0.0.1', port: 9090, publicRead: true },
     sites: [
       { name: 'primary', url: 'http://127.0.0.1:18081', building: 'primary', ...siteDefaults },
       { name: 'backup', url: 'http://127.0.0.1:18082', building: 'backup', ...siteDefaults },

@@ -15,7 +15,7 @@ const site = (name: string, building: string) => ({
 const policy: Policy = {
   file: 'inline.yaml',
   listen: { host: '127.0.0.1', port: 0 },
-  admin: { host: '127.0.0.1', port: 0 },
+  admin: { host: '127.0.0.1', port: 0, publicRead: true },
   sites: [site('primary', 'b1'), site('backup', 'b2')],
   routes: [{
     name: 'r', match: { pathPrefix: '/' }, sites: ['primary', 'backup'], priority: 1, failover: { mode: 'auto' },

@@ -14,6 +14,7 @@ export interface TestSiteInput {
   readonly timeouts?: Partial<SitePolicy['timeouts']>;
   readonly health?: Partial<HealthPolicy>;
   readonly passive?: Partial<PassivePolicy>;
+  readonly tls?: SitePolicy['tls'];
 }
 
 export interface TestRouteInput {
@@ -50,7 +51,7 @@ export function testPolicy(input: TestPolicyInput): Policy {
   const policy: Policy = {
     file: input.file ?? 'test-policy.yaml',
     listen: { host: '127.0.0.1', port: 0, ...input.listen },
-    admin: { host: '127.0.0.1', port: 0, ...input.admin },
+    admin: { host: '127.0.0.1', port: 0, publicRead: true, ...input.admin },
     sites: input.sites.map(buildSite),
     routes: input.routes.map(buildRoute),
     drain: { buildings: [], sites: [], ...input.drain },
@@ -73,6 +74,7 @@ function buildSite(s: TestSiteInput): SitePolicy {
       ...s.health,
     },
     passive: { failureThreshold: 3, ...s.passive },
+    ...(s.tls ? { tls: s.tls } : {}),
   };
 }
 
