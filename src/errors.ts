@@ -11,6 +11,7 @@ export type DetourErrorCode =
   | 'method_not_allowed'
   | 'conflict'
   | 'payload_too_large'
+  | 'too_many_requests'
   | 'invalid_policy'
   | 'internal'
   | 'bad_response'
@@ -72,6 +73,13 @@ export function payloadTooLarge(limitBytes: number): DetourError {
   return new DetourError('payload_too_large', 413, `request body is larger than ${limitBytes} bytes`);
 }
 
+/** Too many failed authentications from one address (see admin/auth-limiter.ts). */
+export function tooManyRequests(retryAfterSeconds: number): DetourError {
+  return new DetourError('too_many_requests', 429, `too many failed authentications from this address; retry in ${retryAfterSeconds}s`, {
+    headers: { 'retry-after': String(retryAfterSeconds) },
+  });
+}
+
 export function internalError(message: string, cause?: unknown): DetourError {
   return new DetourError('internal', 500, message, { cause });
 }
@@ -99,6 +107,7 @@ const codeByStatus: Readonly<Record<number, DetourErrorCode>> = {
   409: 'conflict',
   413: 'payload_too_large',
   422: 'invalid_policy',
+  429: 'too_many_requests',
 };
 
 export function codeForStatus(status: number): string {

@@ -3,6 +3,7 @@
 // Close runs the other way: stop taking requests, let in-flight ones finish
 // (up to shutdown.grace), then stop probes and timers.
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import type { Policy } from './config/policy.js';
@@ -17,12 +18,14 @@ import { IntegrityVerifier } from './health/integrity-verifier.js';
 import { WebhookNotifier } from './notify/webhook-notifier.js';
 import { Forwarder } from './proxy/forwarder.js';
 import { startAdminServer } from './admin/admin-server.js';
+import { AuditLog } from './admin/audit-log.js';
 import { createStateStore } from './state/create-store.js';
 import type { StateStore } from './state/state-store.js';
 import type { AdminControl, GatewayEvent } from './admin/admin-control.js';
 import type { RouteTable } from './routing/route-table.js';
 import { silentLogger, type Logger } from './logger.js';
 import { VERSION } from './version.js';
+import { loadPolicyMaterial, type PolicyMaterial } from './tls/policy-material.js';
 
 export interface GatewayOptions {
   readonly policy: Policy;
@@ -70,6 +73,17 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const metrics = createMetrics(registry);
   const now = opts.now ?? Date.now;
   let policy = opts.policy;
+  // --- TLS and secrets (tls/policy-material.ts): read before anything starts, again on every reload.
+  const firstMaterial = loadPolicyMaterial(policy, Date.now());
+  if (!firstMaterial.ok) throw new Error(`cannot start: ${firstMaterial.errors.map(formatPolicyError).join('; ')}`);
+  let material: PolicyMaterial = firstMaterial.material;
+  const clientTls = (siteUrl: string) => material.sites.get(siteUrl);
+  const warnUnverified = (p: Policy) => {
+    for (const site of p.sites) {
+      if (site.tls?.verify === false) logger.warn({ site: site.name }, `TLS certificates of site ${site.name} are NOT verified (tls.verify: false): anyone on the path can impersonate it`);
+    }
+  };
+  warnUnverified(policy);
 
   // The store first: the first decision must already see shared drains and pins.
   const store = opts.store ?? createStateStore(policy, {
@@ -92,17 +106,17 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   notifier.update(policy.notify.webhooks);
   const prober = new Prober({
     logger: logger.child({ component: 'prober' }), metrics, ...(opts.random ? { random: opts.random } : {}),
-    onResult: (site, result) => control.probeResult(site, result.passed, result.detail),
+    onResult: (site, result) => control.probeResult(site, result.passed, result.detail), clientTls,
   });
   const passive = new PassiveMonitor({ onFailure: (site, detail) => control.passiveFailure(site, detail) });
   passive.update(policy.sites);
   const verifier = new IntegrityVerifier({
     logger: logger.child({ component: 'integrity' }), metrics, now,
-    onVerdict: (route, verdict) => control.integrityVerdict(route, verdict),
+    onVerdict: (route, verdict) => control.integrityVerdict(route, verdict), clientTls,
   });
   const forwarder = new Forwarder({
     currentTable: () => control.table, passive, metrics, logger: logger.child({ component: 'proxy' }),
-    ...(opts.random ? { random: opts.random } : {}),
+    ...(opts.random ? { random: opts.random } : {}), clientTls,
   });
 
   const updateVerifier = (table: RouteTable) => {
@@ -127,7 +141,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   control.started();
   updateVerifier(control.table);
 
-  const server = http.createServer((req, res) => forwarder.handle(req, res));
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => forwarder.handle(req, res);
+  const server: http.Server = material.listener ? https.createServer(material.listener, onRequest) : http.createServer(onRequest);
   server.on('upgrade', (req, socket, head) => forwarder.handleUpgrade(req, socket, head));
   server.on('clientError', (err, socket) => {
     logger.debug({ err: err.message }, 'client error');
@@ -151,18 +166,38 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   }
   const proxyAddress = server.address() as AddressInfo;
 
+  const failReload = (errors: readonly PolicyError[]): ReloadResult => {
+    metrics.configReloads.inc({ result: 'failure' });
+    const lines = errors.map(formatPolicyError);
+    control.recordEvent({
+      type: 'policyReloadFailed', message: `policy reload failed, keeping the last good policy:\n${lines.join('\n')}`,
+    }, 'error');
+    return { ok: false, errors };
+  };
+
   const applyPolicy = (next: Policy): ReloadResult => {
+    // Certificates, keys and the token file are read first: a broken pair keeps the running one.
+    const nextMaterial = loadPolicyMaterial(next, Date.now());
+    if (!nextMaterial.ok) return failReload(nextMaterial.errors);
     const kept: string[] = [];
-    if (next.listen.host !== policy.listen.host || next.listen.port !== policy.listen.port) kept.push('listen');
-    if (next.admin.host !== policy.admin.host || next.admin.port !== policy.admin.port) kept.push('admin address');
+    if (next.listen.host !== policy.listen.host || next.listen.port !== policy.listen.port
+      || (next.listen.tls === undefined) !== (policy.listen.tls === undefined)) kept.push('listen');
+    if (next.admin.host !== policy.admin.host || next.admin.port !== policy.admin.port
+      || (next.admin.tls === undefined) !== (policy.admin.tls === undefined)) kept.push('admin address');
     if (JSON.stringify(next.state) !== JSON.stringify(policy.state)) kept.push('state store');
     // Addresses cannot move under a running listener; everything else swaps.
     const { state: _nextState, ...rest } = next;
     const effective: Policy = kept.length === 0 ? next : {
-      ...rest, listen: policy.listen, admin: { ...next.admin, host: policy.admin.host, port: policy.admin.port },
+      ...rest, listen: kept.includes('listen') ? policy.listen : next.listen,
+      admin: kept.includes('admin address') ? { ...next.admin, host: policy.admin.host, port: policy.admin.port, ...(policy.admin.tls ? { tls: policy.admin.tls } : {}) } : next.admin,
       ...(policy.state ? { state: policy.state } : {}),
     };
     policy = effective;
+    material = nextMaterial.material;
+    // New handshakes get the new certificate; open connections keep theirs.
+    if (material.listener && server instanceof https.Server) server.setSecureContext(material.listener);
+    if (material.admin) admin.setSecureContext(material.admin);
+    warnUnverified(effective);
     control.replacePolicy(effective);
     forwarder.retainOrigins(effective.sites.map((s) => s.url));
     prober.update(effective.sites);
@@ -177,19 +212,13 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
 
   const reload = async (): Promise<ReloadResult> => {
     const result = await loadPolicyFile(policy.file);
-    if (!result.ok) {
-      metrics.configReloads.inc({ result: 'failure' });
-      const lines = result.errors.map(formatPolicyError);
-      control.recordEvent({
-        type: 'policyReloadFailed', message: `policy reload failed, keeping the last good policy:\n${lines.join('\n')}`,
-      }, 'error');
-      return { ok: false, errors: result.errors };
-    }
+    if (!result.ok) return failReload(result.errors);
     return applyPolicy(result.policy);
   };
 
+  const audit = new AuditLog();
   const adminControl: AdminControl = {
-    status: () => control.status(),
+    status: () => ({ ...control.status(), audit: audit.entries() }),
     metrics: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
     drain: async (t) => control.drain(t),
     undrain: async (t) => control.undrain(t),
@@ -202,7 +231,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   let admin: Awaited<ReturnType<typeof startAdminServer>>;
   try {
     admin = await startAdminServer({
-      host: policy.admin.host, port: policy.admin.port, token: () => policy.admin.token, control: adminControl,
+      host: policy.admin.host, port: policy.admin.port, token: () => material.adminToken, control: adminControl,
+      ...(material.admin ? { tls: material.admin } : {}),
+      publicRead: () => policy.admin.publicRead, audit, onAuthFailure: (reason) => metrics.adminAuthFailures.inc({ reason }),
       logger: logger.child({ component: 'admin' }),
     });
   } catch (err) {
@@ -229,12 +260,12 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     return closing;
   };
 
-  logger.info({ listen: urlOf(proxyAddress), admin: urlOf(admin.address), routes: policy.routes.length, sites: policy.sites.length },
-    `detour ${VERSION} serving ${policy.routes.length} routes on ${urlOf(proxyAddress)}, admin API on ${urlOf(admin.address)}`);
+  logger.info({ listen: urlOf(proxyAddress, server instanceof https.Server), admin: urlOf(admin.address, admin.isTls), routes: policy.routes.length, sites: policy.sites.length },
+    `detour ${VERSION} serving ${policy.routes.length} routes on ${urlOf(proxyAddress, server instanceof https.Server)}, admin API on ${urlOf(admin.address, admin.isTls)}`);
 
   return {
-    proxyUrl: urlOf(proxyAddress),
-    adminUrl: urlOf(admin.address),
+    proxyUrl: urlOf(proxyAddress, server instanceof https.Server),
+    adminUrl: urlOf(admin.address, admin.isTls),
     proxyAddress,
     adminAddress: admin.address,
     control,
@@ -256,9 +287,9 @@ function listen(server: http.Server, host: string, port: number): Promise<void> 
   });
 }
 
-function urlOf(a: AddressInfo): string {
+function urlOf(a: AddressInfo, isTls = false): string {
   const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
-  return `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${a.port}`;
+  return `${isTls ? 'https' : 'http'}://${host === '0.0.0.0' ? '127.0.0.1' : host}:${a.port}`;
 }
 
 function delay(ms: number): Promise<void> {

@@ -3,6 +3,7 @@
 // gateway stays free of HTTP parsing.
 import type { PolicyError } from '../config/policy.js';
 import type { RouteState, WeightedSite, BlockedReason } from '../routing/route-table.js';
+import type { AuditEntry } from './audit-log.js';
 
 export interface RouteStatus {
   readonly name: string;
@@ -55,6 +56,8 @@ export interface StatusDocument {
   readonly stateStore: { readonly kind: 'memory' | 'redis'; readonly up: boolean };
   /** Newest last. */
   readonly events: readonly GatewayEvent[];
+  /** Admin mutations and refused attempts, newest last (added by the admin server). */
+  readonly audit?: readonly AuditEntry[];
 }
 
 /** Result of a mutating call: ok, or an error the admin server maps to an HTTP status. */

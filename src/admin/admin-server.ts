@@ -3,6 +3,8 @@
 // becomes a DetourError and is turned into a response in exactly one place
 // (sendError), so nothing a client sends can crash the gateway.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer, type Server as TlsServer } from 'node:https';
+import type { SecureContextOptions } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
 import type { Logger } from '../logger.js';
@@ -16,9 +18,12 @@ import {
   notFound,
   payloadTooLarge,
   toDetourError,
+  tooManyRequests,
 } from '../errors.js';
 import type { AdminControl, ControlResult, DrainTarget } from './admin-control.js';
 import { createAuthorizer } from './auth.js';
+import { AuditLog } from './audit-log.js';
+import { AuthLimiter, type AuthLimiterOptions } from './auth-limiter.js';
 
 export interface AdminServerOptions {
   readonly host: string;
@@ -35,12 +40,31 @@ export interface AdminServerOptions {
   readonly maxBodyBytes?: number;
   /** How long close() lets in-flight requests finish before cutting them (default 2000). */
   readonly closeGraceMs?: number;
+  // --- hardening (admin.tls, admin.publicRead, failed-auth limits, audit) ---
+  /** Serve HTTPS with this certificate (setSecureContext swaps it). */
+  readonly tls?: SecureContextOptions;
+  /** false: /status and /metrics need the token too; asked per request (default true). */
+  readonly publicRead?: () => boolean;
+  readonly authLimits?: Partial<AuthLimiterOptions>;
+  /** Every refused authentication, by reason (metric detour_admin_auth_failures_total). */
+  readonly onAuthFailure?: (reason: AuthFailureReason) => void;
+  /** Where mutations are recorded; its owner shows it (the gateway puts it in /status as `audit`). */
+  readonly audit?: AuditLog;
+  readonly now?: () => number;
 }
+
+export type AuthFailureReason = 'missing' | 'invalid' | 'disabled' | 'limited';
 
 export interface AdminServer {
   readonly address: AddressInfo;
+  readonly isTls: boolean;
+  /** New connections get this certificate; open ones keep theirs. */
+  setSecureContext(options: SecureContextOptions): void;
   close(): Promise<void>;
 }
+
+/** Reads that publicRead: false puts behind the token. */
+const PROTECTED_READS = new Set(['status', 'metrics']);
 
 const jsonContentType = 'application/json';
 const defaultMaxBodyBytes = 64 * 1024;
@@ -84,17 +108,21 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
   };
   const authorizer = currentAuthorizer();
   const maxBodyBytes = opts.maxBodyBytes ?? defaultMaxBodyBytes;
+  const audit = opts.audit ?? new AuditLog();
+  const limiter = new AuthLimiter(opts.authLimits);
+  const now = opts.now ?? Date.now;
   const paths = buildPaths(opts.control);
   if (!authorizer.isEnabled) logger.warn('admin token not configured; admin mutations are disabled');
 
-  const server = createServer((req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     // handleRequest never rejects by design; the catch is the last line of defence.
     handleRequest(req, res).catch((e: unknown) => {
       logger.error({ err: e }, 'admin request failed unexpectedly');
       if (!res.headersSent) sendError(res, internalError('internal error', e));
       else res.destroy();
     });
-  });
+  };
+  const server: Server = opts.tls ? createTlsServer(opts.tls, onRequest) : createServer(onRequest);
   // Slow or stalled clients must not pin sockets forever.
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
@@ -108,25 +136,51 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
       const url = new URL(req.url ?? '/', 'http://admin.invalid');
       const resolved = resolveEndpoint(paths, method, url.pathname);
       endpoint = resolved.endpoint;
+      logFields.target = url.pathname;
       let body: unknown;
-      if (endpoint.mutates) {
-        currentAuthorizer().authorize(req.headers.authorization);
-        body = parseJsonBody(await readBody(req, maxBodyBytes));
-      }
+      if (endpoint.mutates || (PROTECTED_READS.has(endpoint.action) && opts.publicRead?.() === false)) authenticate(req);
+      if (endpoint.mutates) body = parseJsonBody(await readBody(req, maxBodyBytes));
       reply = await endpoint.run({ params: resolved.params, body, logFields });
     } catch (e) {
       const err = toDetourError(e);
       if (err.status >= 500) logger.error({ err: err.cause ?? err, method, url: req.url }, 'admin request failed');
       sendError(res, err);
-      if (endpoint?.mutates) logMutation(endpoint.action, logFields, err.status, err.message, req);
+      // A flood of 429s would push real entries out of the audit trail; they are counted and logged.
+      if (endpoint?.mutates && err.code !== 'too_many_requests') logMutation(endpoint.action, logFields, err.status, err.message, req);
       return;
     }
     send(res, reply);
     if (endpoint.mutates) logMutation(endpoint.action, logFields, reply.status, outcomeOf(reply), req);
   }
 
+  /** The bearer token, behind the per-address failure limit; throws 401/403/429. */
+  function authenticate(req: IncomingMessage): void {
+    const source = req.socket.remoteAddress ?? 'unknown';
+    const gate = limiter.check(source, now());
+    if (!gate.allowed) {
+      opts.onAuthFailure?.('limited');
+      logger.debug({ source }, 'admin: refused an authentication from a rate-limited address');
+      throw tooManyRequests(gate.retryAfterSeconds);
+    }
+    const current = currentAuthorizer();
+    try {
+      current.authorize(req.headers.authorization);
+    } catch (e) {
+      const reason: AuthFailureReason = !current.isEnabled ? 'disabled' : req.headers.authorization === undefined ? 'missing' : 'invalid';
+      opts.onAuthFailure?.(reason);
+      // Without a configured token nothing can be guessed: no reason to lock the address out.
+      if (current.isEnabled) limiter.failed(source, now());
+      throw e;
+    }
+    limiter.succeeded(source);
+  }
+
   function logMutation(action: string, fields: Record<string, unknown>, status: number, outcome: string, req: IncomingMessage): void {
-    logger.info({ action, ...fields, status, outcome, remote: req.socket.remoteAddress }, `admin ${action}: ${outcome}`);
+    const source = req.socket.remoteAddress ?? 'unknown';
+    const result = status < 400 ? 'ok' : status === 401 || status === 403 ? 'refused' : 'failed';
+    const target = typeof fields.target === 'string' ? fields.target : '';
+    audit.record({ time: new Date(now()).toISOString(), source, action, target, result, status, message: outcome });
+    logger.info({ action, ...fields, status, outcome, result, remote: source }, `admin ${action}: ${outcome}`);
   }
 
   await listen(server, opts.host, opts.port);
@@ -137,6 +191,10 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
   let closing: Promise<void> | undefined;
   return {
     address,
+    isTls: opts.tls !== undefined,
+    setSecureContext(options) {
+      if (opts.tls !== undefined) (server as TlsServer).setSecureContext(options);
+    },
     close() {
       closing ??= closeServer(server, opts.closeGraceMs ?? 2000);
       return closing;
@@ -174,13 +232,13 @@ function buildPaths(control: AdminControl): readonly PathSpec[] {
         POST: mutation('pin', async (ctx) => {
           const route = ctx.params[0]!;
           const { site } = validate(pinBody, ctx.body);
-          Object.assign(ctx.logFields, { route, site });
+          Object.assign(ctx.logFields, { route, site, target: `route ${route} -> site ${site}` });
           return controlReply(await control.pin(route, site));
         }),
         DELETE: mutation('unpin', async (ctx) => {
           const route = ctx.params[0]!;
           validate(emptyBody, ctx.body);
-          ctx.logFields.route = route;
+          Object.assign(ctx.logFields, { route, target: `route ${route}` });
           return controlReply(await control.unpin(route));
         }),
       },
@@ -192,7 +250,7 @@ function buildPaths(control: AdminControl): readonly PathSpec[] {
           const route = ctx.params[0]!;
           const force = validate(failbackBody, ctx.body).force ?? false;
           // A forced failback skips the integrity gate: the log must say so.
-          Object.assign(ctx.logFields, { route, force });
+          Object.assign(ctx.logFields, { route, force, target: `route ${route}${force ? ' (forced)' : ''}` });
           return controlReply(await control.approveFailback(route, force));
         }),
       },
@@ -203,7 +261,7 @@ function buildPaths(control: AdminControl): readonly PathSpec[] {
         POST: mutation('failover', async (ctx) => {
           const route = ctx.params[0]!;
           validate(emptyBody, ctx.body);
-          ctx.logFields.route = route;
+          Object.assign(ctx.logFields, { route, target: `route ${route}` });
           return controlReply(await control.approveFailover(route));
         }),
       },
@@ -213,6 +271,7 @@ function buildPaths(control: AdminControl): readonly PathSpec[] {
       methods: {
         POST: mutation('reload', async (ctx) => {
           validate(emptyBody, ctx.body);
+          ctx.logFields.target = 'policy';
           const result = await control.reload();
           if (result.ok) return jsonReply(200, { ok: true, message: result.message });
           const lines = result.errors.map(formatPolicyError);

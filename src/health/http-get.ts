@@ -5,6 +5,7 @@
 // Never rejects: failures come back as words an operator can read.
 import http from 'node:http';
 import https from 'node:https';
+import { describeTlsError, type ClientTls } from '../tls/client-tls.js';
 
 export interface HttpAgents {
   readonly http: http.Agent;
@@ -17,6 +18,8 @@ export interface HttpGetOptions {
   readonly maxBodyBytes: number;
   readonly agents: HttpAgents;
   readonly signal?: AbortSignal;
+  /** Trust for an https:// URL: exactly what live traffic to the site uses. */
+  readonly tls?: ClientTls;
 }
 
 export type HttpGetResult =
@@ -63,6 +66,8 @@ export function httpGet(url: string, opts: HttpGetOptions): Promise<HttpGetResul
       method: 'GET',
       agent: isHttps ? opts.agents.https : opts.agents.http,
       headers: { 'user-agent': 'detour-probe', accept: '*/*' },
+      // Per request, not per agent: Node keys its sockets by these options, so sites never share a connection.
+      ...(isHttps ? opts.tls?.options : {}),
     });
 
     const finish = (result: HttpGetResult, destroy: boolean): void => {
@@ -105,6 +110,8 @@ export function httpGet(url: string, opts: HttpGetOptions): Promise<HttpGetResul
 
 /** `connect ECONNREFUSED`, `getaddrinfo ENOTFOUND`, `read ECONNRESET`, `socket hang up`: no addresses, no stack. */
 export function describeError(err: unknown): string {
+  const tls = describeTlsError(err);
+  if (tls !== undefined) return tls;
   const e = err as NodeJS.ErrnoException;
   if (typeof e?.code === 'string' && typeof e.syscall === 'string') return `${e.syscall} ${e.code}`;
   if (typeof e?.message === 'string' && e.message !== '') return e.message;

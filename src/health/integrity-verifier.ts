@@ -10,6 +10,7 @@ import type { IntegrityVerdict } from '../routing/route-table.js';
 import { compareIntegrity, type Answer, type IntegrityComparison } from './integrity.js';
 import { createAgents, destroyAgents, httpGet, joinUrl, type HttpAgents } from './http-get.js';
 import { RepeatLoop } from './repeat-loop.js';
+import type { ClientTls } from '../tls/client-tls.js';
 
 export interface IntegrityTarget {
   readonly route: string;
@@ -25,6 +26,8 @@ export interface IntegrityVerifierDeps {
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly now?: () => number;
+  /** Trust for https:// sites, by URL: the very one live traffic and probes use. */
+  readonly clientTls?: (siteUrl: string) => ClientTls | undefined;
 }
 
 /** Integrity documents can be real exports (row counts, checksums per table), not just a health line. */
@@ -113,8 +116,9 @@ export class IntegrityVerifier {
   }
 
   async #fetch(site: SitePolicy, verify: VerifyPolicy, signal: AbortSignal): Promise<Answer> {
+    const tls = this.#deps.clientTls?.(site.url);
     const answer = await httpGet(joinUrl(site.url, verify.path), {
-      timeoutMs: verify.timeoutMs, maxBodyBytes: MAX_INTEGRITY_BODY_BYTES, agents: this.#agents, signal,
+      timeoutMs: verify.timeoutMs, maxBodyBytes: MAX_INTEGRITY_BODY_BYTES, agents: this.#agents, signal, ...(tls ? { tls } : {}),
     });
     if (!answer.ok) return answer;
     // Comparing a cut-off body would call two different documents equal.

@@ -7,6 +7,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import type { HealthPolicy, SitePolicy } from '../config/policy.js';
 import { createAgents, destroyAgents, httpGet, joinUrl, type HttpAgents, type HttpGetResult } from './http-get.js';
 import { RepeatLoop } from './repeat-loop.js';
+import type { ClientTls } from '../tls/client-tls.js';
 
 export interface ProbeResult {
   readonly passed: boolean;
@@ -22,6 +23,8 @@ export interface ProberDeps {
   readonly logger: Logger;
   /** 0 <= random() < 1; injectable so tests can pin the jitter. */
   readonly random?: () => number;
+  /** Trust for https:// sites, by URL: the very one live traffic uses (asked at every probe, so a reload applies at once). */
+  readonly clientTls?: (siteUrl: string) => ClientTls | undefined;
 }
 
 /** The probe looks at most this much body for expectBody: health pages are small. */
@@ -142,8 +145,9 @@ class SiteLoop {
   async #probe(signal: AbortSignal): Promise<void> {
     const { name, health } = this.#site;
     const startedMs = performance.now();
+    const tls = this.#deps.clientTls?.(this.#site.url);
     const answer = await httpGet(this.#url, {
-      timeoutMs: health.timeoutMs, maxBodyBytes: MAX_PROBE_BODY_BYTES, agents: this.#agents, signal,
+      timeoutMs: health.timeoutMs, maxBodyBytes: MAX_PROBE_BODY_BYTES, agents: this.#agents, signal, ...(tls ? { tls } : {}),
     });
     // Results of a loop that was stopped (site removed or re-configured, or close()) are stale.
     if (signal.aborted) return;

@@ -33,6 +33,7 @@ export interface Metrics {
   readonly configReloads: Counter<'result'>;
   readonly integrityChecks: Counter<'route' | 'result'>;
   readonly notifications: Counter<'result'>;
+  readonly adminAuthFailures: Counter<'reason'>;
   /** Connect the state gauges to the live gateway; until then they export nothing. */
   bindState(source: MetricsStateSource): void;
 }
@@ -185,14 +186,22 @@ export function createMetrics(registry: Registry): Metrics {
     registers: [registry],
   });
 
+  const adminAuthFailures = new Counter({
+    name: 'detour_admin_auth_failures_total',
+    help: 'Admin API calls refused for authentication, by reason (missing, invalid, disabled = no token configured, limited = address rate-limited).',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+
   // Start result counters at zero, so the first failure is an increase() and not
   // a series appearing out of nowhere.
   for (const result of ['success', 'failure']) configReloads.inc({ result }, 0);
   for (const result of ['sent', 'failed']) notifications.inc({ result }, 0);
+  for (const reason of ['missing', 'invalid', 'disabled', 'limited']) adminAuthFailures.inc({ reason }, 0);
 
   return {
     registry, requests, requestDuration, failovers, healthChecks, healthCheckDuration, retries,
-    configReloads, integrityChecks, notifications,
+    configReloads, integrityChecks, notifications, adminAuthFailures,
     bindState(s) { source = s; },
   };
 }

@@ -15,7 +15,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import { nextSite, pickSite } from '../routing/pick-site.js';
 import type { RouteDecision } from '../routing/route-table.js';
 import type { AttemptOutcome, OutgoingBody, ProxyEngine, UpstreamAttempt } from './http-proxy-adapter.js';
-import type { UpstreamError } from './upstream-error.js';
+import { isNeverReached, type UpstreamError } from './upstream-error.js';
 import type { InFlightRegistry } from './in-flight.js';
 import { sendLocal, type LocalAnswer } from './local-response.js';
 import { isReplayable, readRequestBody } from './request-body.js';
@@ -203,7 +203,7 @@ export class Exchange {
     this.log.warn({ site, code: error.code, detail: error.detail }, 'proxy: site failed before answering');
     reportFailure(this.ctx.passive, site, error);
     // An answer that is not HTTP comes from the application; another site running it would say the same.
-    const neverReached = error.code === 'connect_failed' || error.code === 'connect_timeout';
+    const neverReached = isNeverReached(error.code);
     const next = error.code !== 'bad_response' && this.canResend(neverReached) ? this.retryCandidate() : null;
     if (next !== null) {
       this.retry(site, next, error.detail, true);

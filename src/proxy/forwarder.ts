@@ -18,6 +18,7 @@ import { InFlightRegistry } from './in-flight.js';
 import { sendLocal, sendLocalOnSocket, type LocalAnswer } from './local-response.js';
 import { parseRequestTarget } from './request-target.js';
 import { WebSocketRegistry } from './websocket-registry.js';
+import type { ClientTls } from '../tls/client-tls.js';
 
 export type { PassiveHealth } from './exchange.js';
 
@@ -30,6 +31,8 @@ export interface ForwarderDeps {
   readonly random?: () => number;
   /** Defaults to the http-proxy-3 engine. */
   readonly engine?: ProxyEngine;
+  /** Trust for https:// sites, by URL (see tls/client-tls.ts); for the default engine. */
+  readonly clientTls?: (siteUrl: string) => ClientTls | undefined;
 }
 
 const NOT_FOUND: LocalAnswer = { status: 404, message: 'detour: no route matches this request' };
@@ -47,7 +50,7 @@ export class Forwarder {
 
   constructor(private readonly deps: ForwarderDeps) {
     this.log = deps.logger;
-    this.engine = deps.engine ?? createProxyEngine({ logger: this.log });
+    this.engine = deps.engine ?? createProxyEngine({ logger: this.log, ...(deps.clientTls ? { clientTls: deps.clientTls } : {}) });
     const table = (): RouteTable => deps.currentTable();
     this.context = {
       engine: this.engine,

@@ -24,6 +24,7 @@ import { createProxyServer, type ProxyServer, type ServerOptions } from 'http-pr
 import type { Logger } from '../logger.js';
 import { stripHopByHop } from './hop-by-hop.js';
 import { UpstreamAgents, type AgentLimits } from './upstream-agents.js';
+import type { ClientTls } from '../tls/client-tls.js';
 import { UpstreamError, connectTimeout, responseTimeout, toUpstreamError, type FailurePhase } from './upstream-error.js';
 
 export interface UpstreamTarget {
@@ -111,6 +112,8 @@ export interface ProxyEngine {
 export interface ProxyEngineOptions {
   readonly logger: Logger;
   readonly agentLimits?: AgentLimits;
+  /** Trust for an https:// site, by its URL (the same the probes use); undefined = system CAs, URL host. */
+  readonly clientTls?: (siteUrl: string) => ClientTls | undefined;
 }
 
 /**
@@ -171,7 +174,8 @@ export function createProxyEngine(opts: ProxyEngineOptions): ProxyEngine {
       };
 
       req.headers = requestHeaders(req, originalHeaders(req), body) as IncomingHttpHeaders;
-      const pool = target.freshConnection ? agents.freshAgentFor(target.url) : agents.agentFor(target.url);
+      const tls = opts.clientTls?.(target.url);
+      const pool = target.freshConnection ? agents.freshAgentFor(target.url, tls) : agents.agentFor(target.url, tls);
       const agent = captureRequests(pool, (r) => {
         proxyReq = r;
         r.on('error', (err) => { proxyReqError = err; });
@@ -230,7 +234,7 @@ export function createProxyEngine(opts: ProxyEngineOptions): ProxyEngine {
       };
 
       req.headers = upgradeHeaders(req, originalHeaders(req)) as IncomingHttpHeaders;
-      const agent = captureRequests(agents.agentFor(target.url), (r) => {
+      const agent = captureRequests(agents.agentFor(target.url, opts.clientTls?.(target.url)), (r) => {
         proxyReq = r;
         conn.watch(r, timers, () => failPending(connectTimeout(target.connectMs)));
         r.on('finish', () => {
@@ -367,7 +371,9 @@ class ConnectionWatch {
         return;
       }
       timers.startConnect(onConnectTimeout);
-      socket.once('connect', () => {
+      // Over TLS the connection is up once the handshake is done: until then
+      // nothing of the request has been sent, and the connect clock covers it.
+      socket.once((socket as { encrypted?: boolean }).encrypted === true ? 'secureConnect' : 'connect', () => {
         this.connected = true;
         timers.connected();
       });

@@ -5,8 +5,11 @@
 // connections are dropped before the site's own keep-alive timeout is likely
 // to close them (Node servers default to 5 s), so a reused connection is
 // rarely one the site has already closed.
+// An https:// site's pool carries its trust (CA, name, client certificate) in
+// the agent's own options, which Node applies over anything a request says.
 import http from 'node:http';
 import https from 'node:https';
+import type { ClientTls } from '../tls/client-tls.js';
 
 export interface AgentLimits {
   /** Concurrent connections per site; beyond it requests queue inside the agent (default: no limit). */
@@ -22,6 +25,8 @@ export const defaultAgentLimits: Required<AgentLimits> = { maxSockets: Infinity,
 export class UpstreamAgents {
   private readonly pooled = new Map<string, http.Agent>();
   private readonly fresh = new Map<string, http.Agent>();
+  /** Trust each origin's agents were made with; new trust (a reload rotated a CA) retires them. */
+  private readonly trust = new Map<string, string>();
   private readonly limits: Required<AgentLimits>;
 
   constructor(limits: AgentLimits = defaultAgentLimits) {
@@ -29,8 +34,8 @@ export class UpstreamAgents {
   }
 
   /** The pool for a site URL; created on first use, keyed by origin so a reload that keeps the URL keeps the pool. */
-  agentFor(siteUrl: string): http.Agent {
-    return this.agentIn(this.pooled, siteUrl, {
+  agentFor(siteUrl: string, tls?: ClientTls): http.Agent {
+    return this.agentIn(this.pooled, siteUrl, tls, {
       keepAlive: true,
       maxSockets: this.limits.maxSockets,
       maxFreeSockets: this.limits.maxFreeSockets,
@@ -43,8 +48,8 @@ export class UpstreamAgents {
   }
 
   /** Always a new connection, closed after one request: for the retry after a stale pooled one. */
-  freshAgentFor(siteUrl: string): http.Agent {
-    return this.agentIn(this.fresh, siteUrl, { keepAlive: false, maxSockets: Infinity });
+  freshAgentFor(siteUrl: string, tls?: ClientTls): http.Agent {
+    return this.agentIn(this.fresh, siteUrl, tls, { keepAlive: false, maxSockets: Infinity });
   }
 
   /**
@@ -65,6 +70,7 @@ export class UpstreamAgents {
       for (const [origin, agent] of map) {
         if (keep.has(origin)) continue;
         map.delete(origin);
+        this.trust.delete(origin);
         dropped.add(origin);
         retire(agent);
       }
@@ -76,13 +82,24 @@ export class UpstreamAgents {
     for (const agent of [...this.pooled.values(), ...this.fresh.values()]) agent.destroy();
     this.pooled.clear();
     this.fresh.clear();
+    this.trust.clear();
   }
 
-  private agentIn(map: Map<string, http.Agent>, siteUrl: string, options: http.AgentOptions): http.Agent {
+  private agentIn(map: Map<string, http.Agent>, siteUrl: string, tls: ClientTls | undefined, options: http.AgentOptions): http.Agent {
     const origin = new URL(siteUrl).origin;
+    const trustId = tls?.id ?? '';
+    if ((this.trust.get(origin) ?? '') !== trustId) {
+      // Connections made under the old trust must not be reused under the new one.
+      for (const m of [this.pooled, this.fresh]) {
+        const old = m.get(origin);
+        if (old) retire(old);
+        m.delete(origin);
+      }
+      this.trust.set(origin, trustId);
+    }
     let agent = map.get(origin);
     if (!agent) {
-      agent = origin.startsWith('https:') ? new https.Agent(options) : new http.Agent(options);
+      agent = origin.startsWith('https:') ? new https.Agent({ ...options, ...tls?.options }) : new http.Agent(options);
       map.set(origin, agent);
     }
     return agent;

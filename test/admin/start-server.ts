@@ -2,7 +2,7 @@
 // its log lines captured, and closes it when the test ends.
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { startAdminServer, type AdminServer } from '../../src/admin/admin-server.js';
+import { startAdminServer, type AdminServer, type AdminServerOptions } from '../../src/admin/admin-server.js';
 import { createFakeControl, type FakeControl } from './fake-control.js';
 
 export const goodToken = 's3cret-token-#1';
@@ -22,7 +22,10 @@ interface Teardown {
   teardown(fn: () => unknown): void;
 }
 
-export async function startTestServer(t: Teardown, opts: { token?: string; maxBodyBytes?: number } = {}): Promise<TestServer> {
+export async function startTestServer(
+  t: Teardown,
+  opts: { token?: string; maxBodyBytes?: number } & Partial<Pick<AdminServerOptions, 'authLimits' | 'publicRead' | 'audit' | 'onAuthFailure' | 'now' | 'tls'>> = {},
+): Promise<TestServer> {
   const control = createFakeControl();
   const raw: string[] = [];
   const sink = new Writable({
@@ -39,11 +42,18 @@ export async function startTestServer(t: Teardown, opts: { token?: string; maxBo
     control,
     logger,
     ...(opts.maxBodyBytes === undefined ? {} : { maxBodyBytes: opts.maxBodyBytes }),
+    // The auth tables try many wrong tokens from one address; the limiter has its own tests.
+    authLimits: opts.authLimits ?? { maxFailures: 1_000_000 },
+    ...(opts.publicRead ? { publicRead: opts.publicRead } : {}),
+    ...(opts.audit ? { audit: opts.audit } : {}),
+    ...(opts.onAuthFailure ? { onAuthFailure: opts.onAuthFailure } : {}),
+    ...(opts.now ? { now: opts.now } : {}),
+    ...(opts.tls ? { tls: opts.tls } : {}),
   });
   t.teardown(() => server.close());
   const port = server.address.port;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${server.isTls ? 'https' : 'http'}://127.0.0.1:${port}`,
     port,
     control,
     server,
