@@ -22,6 +22,8 @@
  * Only other paths are recorded in `requests`; every path is counted in `counts`.
  */
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 
 export type FakeBehaviour =
@@ -52,11 +54,13 @@ export interface FakeSiteOptions {
   readonly integrity?: FakeIntegrity;
   readonly healthPath?: string;
   readonly integrityPath?: string;
+  /** Serve HTTPS with this certificate and key (file paths, see helpers/tls.ts); the url is then https://. */
+  readonly tls?: { readonly cert: string; readonly key: string };
 }
 
 export interface FakeSite {
   readonly name: string;
-  /** `http://127.0.0.1:PORT` (stable across kill/revive). */
+  /** `http://127.0.0.1:PORT` (`https://` with `tls`; stable across kill/revive). */
   readonly url: string;
   readonly port: number;
   /** Live-traffic requests (not health or integrity), oldest first. */
@@ -113,7 +117,7 @@ export async function startFakeSite(opts: FakeSiteOptions): Promise<FakeSite> {
     }
   };
 
-  const server: Server = createServer((req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     pending++;
     res.on('close', () => { pending--; });
     const chunks: Buffer[] = [];
@@ -139,7 +143,10 @@ export async function startFakeSite(opts: FakeSiteOptions): Promise<FakeSite> {
       requests.push({ method: req.method ?? 'GET', path, headers: req.headers, body, atMs: Date.now() });
       answer(req, res, behaviour, () => JSON.stringify({ site: opts.name, method: req.method, path, bodyBytes: body.length }));
     });
-  });
+  };
+  const server: Server = opts.tls
+    ? createHttpsServer({ cert: readFileSync(opts.tls.cert), key: readFileSync(opts.tls.key) }, onRequest)
+    : createServer(onRequest);
   server.on('connection', (socket: Socket) => {
     counts.connections++;
     sockets.add(socket);
@@ -169,7 +176,7 @@ export async function startFakeSite(opts: FakeSiteOptions): Promise<FakeSite> {
 
   return {
     name: opts.name,
-    url: `http://127.0.0.1:${port}`,
+    url: `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     port,
     requests,
     counts,

@@ -2,6 +2,7 @@
 // requests through the gateway until stop() (or maxMs, whichever first), each
 // outcome recorded with its latency and serving site. Loopback only.
 import http from 'node:http';
+import https from 'node:https';
 
 export interface Outcome {
   readonly status: number | null;
@@ -22,16 +23,22 @@ export interface LoadOptions {
   readonly method?: string;
   readonly body?: string;
   readonly headers?: Readonly<Record<string, string>>;
+  /** For https:// URLs: trust for the gateway's certificate (ca, servername). */
+  readonly tls?: Pick<https.AgentOptions, 'ca' | 'servername'>;
 }
 
 export class Load {
   readonly outcomes: Outcome[] = [];
   #running = false;
   #loops: Promise<void>[] = [];
-  readonly #agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
+  readonly #agent: http.Agent;
   #hardStop: NodeJS.Timeout | undefined;
 
-  constructor(readonly opts: LoadOptions) {}
+  constructor(readonly opts: LoadOptions) {
+    this.#agent = opts.url.startsWith('https:')
+      ? new https.Agent({ keepAlive: true, maxSockets: 32, ...opts.tls })
+      : new http.Agent({ keepAlive: true, maxSockets: 32 });
+  }
 
   start(): this {
     this.#running = true;
@@ -73,7 +80,8 @@ export function request(
   const startedMs = Date.now();
   return new Promise((resolve) => {
     const done = (o: Omit<Outcome, 'latencyMs' | 'startedMs'>) => resolve({ ...o, latencyMs: Date.now() - startedMs, startedMs });
-    const req = http.request(url, { method: opts.method ?? 'GET', agent, headers: opts.headers }, (res) => {
+    const send = url.startsWith('https:') ? https.request : http.request;
+    const req = send(url, { method: opts.method ?? 'GET', agent, headers: opts.headers }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => done({
