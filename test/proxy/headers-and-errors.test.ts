@@ -1,6 +1,6 @@
 import t from 'tap';
 import { stripHopByHop } from '../../src/proxy/hop-by-hop.js';
-import { UpstreamError, connectTimeout, responseTimeout, toUpstreamError, type FailurePhase } from '../../src/proxy/upstream-error.js';
+import { UpstreamError, connectTimeout, isNeverReached, responseTimeout, toUpstreamError, type FailurePhase } from '../../src/proxy/upstream-error.js';
 
 t.test('stripHopByHop keeps end-to-end headers only', async (t) => {
   const scenarios: Array<{ name: string; input: Record<string, string | string[]>; expect: Record<string, string | string[]> }> = [
@@ -30,10 +30,24 @@ t.test('toUpstreamError classifies by phase and code', async (t) => {
     [err('ETIMEDOUT'), stale, 'reset', 502, 'ETIMEDOUT'],
     [connectTimeout(100), { connected: false }, 'connect_timeout', 504, 'connect timeout after 100ms'],
     [responseTimeout(2000), fresh, 'response_timeout', 504, 'response timeout after 2000ms'],
+    // TLS failures come after the TCP connect, before a byte of the request: whatever the phase says.
+    [err('UNABLE_TO_VERIFY_LEAF_SIGNATURE'), fresh, 'tls_failed', 502, 'certificate signed by unknown authority'],
+    [err('SELF_SIGNED_CERT_IN_CHAIN'), { connected: false }, 'tls_failed', 502, 'certificate signed by unknown authority'],
+    [Object.assign(err('ERR_TLS_CERT_ALTNAME_INVALID'), { host: 'ceir.internal' }), fresh, 'tls_failed', 502, 'name mismatch: ceir.internal'],
+    [err('CERT_HAS_EXPIRED'), fresh, 'tls_failed', 502, 'certificate expired'],
+    [err('ERR_SSL_WRONG_VERSION_NUMBER', 'C0B7:error:0A00010B:SSL routines:ssl3_get_record:wrong version number'), fresh, 'tls_failed', 502, 'TLS handshake failed: SSL routines:ssl3_get_record:wrong version number'],
   ];
   for (const [input, phase, code, status, detail] of scenarios) {
     const e = toUpstreamError(input, phase);
     t.ok(e instanceof UpstreamError);
     t.same([e.code, e.status, e.detail], [code, status, detail], detail);
   }
+});
+
+t.test('only failures before the request was written prove the site never saw it', async (t) => {
+  const table: Array<[Parameters<typeof isNeverReached>[0], boolean]> = [
+    ['connect_failed', true], ['connect_timeout', true], ['tls_failed', true],
+    ['stale_connection', false], ['reset', false], ['response_timeout', false], ['bad_response', false],
+  ];
+  for (const [code, expected] of table) t.equal(isNeverReached(code), expected, code);
 });
