@@ -50,3 +50,14 @@ t.test('redis-shared: shared state and webhooks', async (t) => {
   t.ok(result.policy.notify.webhooks.length > 0);
   t.ok(result.policy.notify.webhooks.every((hook) => new URL(hook.url).hostname === '127.0.0.1'), 'examples stay on loopback');
 });
+
+t.test('edge-tls: TLS both ways, admin hardened', async (t) => {
+  const result = await loadPolicyFile(`${configDir}edge-tls.yaml`, {});
+  if (!result.ok) return t.fail('edge-tls.yaml must parse');
+  const { policy } = result;
+  t.equal(policy.listen.tls?.cert, `${configDir}tls-example/edge.crt`, 'paths are relative to the policy file');
+  t.equal(policy.listen.tls?.minVersion, 'TLSv1.2');
+  t.ok(policy.admin.tls);
+  t.equal(policy.admin.publicRead, false);
+  t.ok(policy.sites.every((s) => s.url.startsWith('https://') && s.tls?.servername === 'ceir.internal' && s.tls.verify));
+});
