@@ -8,6 +8,7 @@ import { checkPolicyFile, loadPolicyFile } from './config/load-policy.js';
 import { formatPolicyError } from './config/policy.js';
 import { PolicyWatcher } from './config/watch-policy.js';
 import { startGateway } from './gateway.js';
+import { materialFiles } from './tls/policy-material.js';
 import { createLogger } from './logger.js';
 import { registerAdminCommands } from './admin/cli-commands.js';
 import { runDemo } from './demo/run-demo.js';
@@ -77,10 +78,27 @@ async function runStart(opts: { config: string; watch: boolean; logLevel: string
   const gateway = await startGateway({ policy: loaded.policy, logger });
   const reload = async (why: string) => {
     const result = await gateway.reload();
+    watchMaterial();
     if (result.ok) logger.info({ trigger: why }, result.message);
     else logger.error({ trigger: why, errors: result.errors.map(formatPolicyError) }, 'policy reload failed; keeping the last good policy');
   };
   const watcher = opts.watch ? new PolicyWatcher({ file: opts.config, onChange: () => void reload('file change') }) : undefined;
+  // Certificates, keys and the token file are watched too (cert-manager, Vault agents rewrite them in place).
+  const fileWatchers = new Map<string, PolicyWatcher>();
+  const watchMaterial = () => {
+    if (!opts.watch) return;
+    const wanted = new Set(materialFiles(gateway.control.policy));
+    for (const [file, w] of fileWatchers) if (!wanted.has(file)) { w.close(); fileWatchers.delete(file); }
+    for (const file of wanted) {
+      if (fileWatchers.has(file)) continue;
+      try {
+        fileWatchers.set(file, new PolicyWatcher({ file, onChange: () => void reload(`${file} changed`) }));
+      } catch (err) {
+        logger.warn({ file, err: (err as Error).message }, 'cannot watch a TLS or token file; SIGHUP or POST /reload still re-read it');
+      }
+    }
+  };
+  watchMaterial();
   process.on('SIGHUP', () => void reload('SIGHUP'));
   let stopping = false;
   const stop = (signal: string) => {
@@ -91,6 +109,7 @@ async function runStart(opts: { config: string; watch: boolean; logLevel: string
     stopping = true;
     logger.info({ signal, inFlight: undefined }, `${signal}: draining in-flight requests, then exiting`);
     watcher?.close();
+    for (const w of fileWatchers.values()) w.close();
     void gateway.close().then(() => {
       logger.info('detour stopped');
       logger.flush?.();

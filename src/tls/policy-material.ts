@@ -56,3 +56,10 @@ export function loadPolicyMaterial(policy: Policy, nowMs: number): MaterialResul
     material: { ...(listener && { listener }), ...(admin && { admin }), ...(adminToken !== undefined && { adminToken }), sites },
   };
 }
+
+/** Every file the material is read from, for watching: a rotated certificate reloads like an edited policy. */
+export function materialFiles(policy: Policy): string[] {
+  const files = [policy.listen.tls?.cert, policy.listen.tls?.key, policy.admin.tls?.cert, policy.admin.tls?.key, policy.admin.tokenFile];
+  for (const site of policy.sites) files.push(site.tls?.ca, site.tls?.cert, site.tls?.key);
+  return [...new Set(files.filter((f): f is string => f !== undefined))];
+}

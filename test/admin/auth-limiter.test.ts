@@ -27,7 +27,7 @@ t.test('AuthLimiter scenarios (3 failures per 5 s, blocked 10 s)', async (t) => 
       else {
         const gate = limiter.check(step[1], step[2]);
         seen.push(gate.allowed ? null : gate.retryAfterSeconds);
-        expected.push(step[3]);
+        expected.push(step[3] ?? null);
       }
     }
     t.same(seen, expected, s.name);

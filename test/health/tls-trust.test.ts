@@ -38,7 +38,7 @@ t.test('prober and integrity verifier with per-site trust', async (t) => {
   t.teardown(() => prober.close());
   prober.update(policy.sites);
   await prober.firstRound();
-  t.equal(results.get('primary')?.passed, true, results.get('primary')?.detail);
+  t.equal(results.get('primary')?.passed, true, String(results.get('primary')?.detail));
   t.equal(results.get('impostor')?.passed, false);
   t.equal(results.get('impostor')?.detail, 'certificate signed by unknown authority');
   t.equal(impostor.counts.health, 0, 'the impostor never saw a probe');
@@ -50,7 +50,7 @@ t.test('prober and integrity verifier with per-site trust', async (t) => {
   const [p, b, i] = policy.sites;
   verifier.update([{ route: 'ceir', verify, preferred: p!, serving: b! }]);
   await verifier.checkNow('ceir');
-  t.equal(verdicts.at(-1)?.[1].ok, true, verdicts.at(-1)?.[1].detail);
+  t.equal(verdicts.at(-1)?.[1].ok, true, String(verdicts.at(-1)?.[1].detail));
   verifier.update([{ route: 'ceir', verify, preferred: p!, serving: i! }]);
   await verifier.checkNow('ceir');
   t.equal(verdicts.at(-1)?.[1].ok, false);
