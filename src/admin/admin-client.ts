@@ -8,7 +8,10 @@ import type { DrainTarget, StatusDocument } from './admin-control.js';
 export interface AdminClientOptions {
   /** e.g. http://127.0.0.1:9090; a path prefix (behind a reverse proxy) is kept. */
   readonly baseUrl: string;
-  /** Sent as a bearer token on mutations only. */
+  /**
+   * Sent as a bearer token on mutations, and on a read only when the server
+   * asks for it (401 challenge: `admin.publicRead: false`).
+   */
   readonly token?: string;
   readonly timeoutMs?: number;
   readonly fetchImpl?: typeof fetch;
@@ -78,10 +81,20 @@ export class AdminClient {
   }
 
   private async request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
+    try {
+      return await this.send<T>(method, path, opts, opts.mutates === true);
+    } catch (e) {
+      const challenged = e instanceof DetourError && e.status === 401 && opts.mutates !== true && this.token !== undefined;
+      if (!challenged) throw e;
+      return this.send<T>(method, path, opts, true);
+    }
+  }
+
+  private async send<T>(method: string, path: string, opts: RequestOptions, withToken: boolean): Promise<T> {
     const url = `${this.baseUrl}${path}`;
     const headers: Record<string, string> = { accept: 'application/json' };
     if (opts.body !== undefined) headers['content-type'] = 'application/json';
-    if (opts.mutates === true && this.token !== undefined) headers.authorization = `Bearer ${this.token}`;
+    if (withToken && this.token !== undefined) headers.authorization = `Bearer ${this.token}`;
 
     let status: number;
     let text: string;

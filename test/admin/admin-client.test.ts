@@ -82,6 +82,21 @@ t.test('the token goes only with mutations; routes are encoded; base path kept',
   ]);
 });
 
+t.test('a read challenged with 401 (publicRead: false) is repeated once with the token', async (t) => {
+  const seen: Array<string | null> = [];
+  const fakeFetch: typeof fetch = async (_input, init) => {
+    const auth = new Headers(init?.headers).get('authorization');
+    seen.push(auth);
+    if (auth === null) return new Response(JSON.stringify({ error: 'missing token', code: 'unauthorized' }), { status: 401 });
+    return new Response(JSON.stringify({ version: 'x' }), { status: 200 });
+  };
+  t.same(await new AdminClient({ baseUrl: 'http://127.0.0.1:9', token: 'tok', fetchImpl: fakeFetch }).status(), { version: 'x' });
+  t.same(seen, [null, 'Bearer tok']);
+  seen.length = 0;
+  await t.rejects(new AdminClient({ baseUrl: 'http://127.0.0.1:9', fetchImpl: fakeFetch }).status(), { status: 401 }, 'without a token the 401 stands');
+  t.same(seen, [null]);
+});
+
 t.test('invalid base URLs are refused up front', async (t) => {
   for (const baseUrl of ['', 'localhost:9090', 'ftp://127.0.0.1:9090', 'http://']) {
     t.throws(() => new AdminClient({ baseUrl }), { code: 'bad_request', message: /invalid admin URL/ }, JSON.stringify(baseUrl));
