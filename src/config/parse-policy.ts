@@ -138,7 +138,14 @@ function buildPolicy(doc: PolicyDocument, file: string, siteOrder: readonly stri
         expectStatus: health.expectStatus,
         ...(health.expectBody !== undefined && { expectBody: health.expectBody }),
       },
-      passive: { failureThreshold: site.passive.failureThreshold },
+      passive: {
+        failureThreshold: site.passive.failureThreshold,
+        statuses: site.passive.statuses,
+        ratio: site.passive.ratio,
+        minRequests: site.passive.minRequests,
+        minClients: site.passive.minClients,
+        windowMs: site.passive.window,
+      },
     };
   });
   const routes = doc.routes.map((route): RoutePolicy => {
