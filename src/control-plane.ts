@@ -22,6 +22,8 @@ export interface ControlPlaneListener {
   tableChanged?(table: RouteTable, prev: RouteTable): void;
   /** A site's verdict became down (after the new table is in place). */
   siteDown?(site: string): void;
+  /** Live traffic to a site fails above the ratio: probe it now (its answer decides). */
+  siteSuspected?(site: string): void;
   event?(event: GatewayEvent): void;
 }
 
@@ -131,9 +133,14 @@ export class ControlPlane {
     this.#stepSite(site, passed ? { kind: 'probePassed', detail } : { kind: 'probeFailed', detail });
   }
 
-  /** Live traffic to a site failed (connection failure, timeout, 5xx burst). */
+  /** Live traffic could not reach a site at all (refused, connect timeout): down at once, on passive evidence. */
   passiveFailure(site: string, detail: string): void {
     this.#stepSite(site, { kind: 'passiveFailed', detail });
+  }
+
+  /** Requests to a site fail above the ratio after they were sent: the next probe decides. */
+  passiveSuspicion(site: string, detail: string): void {
+    this.#stepSite(site, { kind: 'passiveSuspected', detail });
   }
 
   integrityVerdict(route: string, verdict: IntegrityVerdict): void {
@@ -296,6 +303,7 @@ export class ControlPlane {
         pendingFailback: d.state === 'awaiting-approval',
         blocked: d.blocked ?? null,
         pinnedTo: d.pinnedTo ?? null,
+        passiveIgnored: d.passiveIgnored ?? null,
         integrity: v ? { ok: v.ok, detail: v.detail, since: iso(v.sinceMs) } : null,
       };
     });
@@ -347,13 +355,35 @@ export class ControlPlane {
     if (!prev || !policySite) return; // a probe that finished after its site was removed
     const step = stepHealth(prev, event, policySite.health, this.#now());
     this.#own.set(site, step.health);
+    this.#noteSuspicion(site, prev, step.health);
     if (!step.changed) return;
-    const { status, sinceMs, reason } = step.health;
-    if (status !== 'unknown') this.#store.publishHealth(site, { status, sinceMs, reason });
+    const { status, sinceMs, reason, passiveOnly } = step.health;
+    if (status !== 'unknown') this.#store.publishHealth(site, { status, sinceMs, reason, ...(passiveOnly ? { passiveOnly } : {}) });
     this.#recompute();
     // Requests waiting on a site this replica just saw fail are re-sent, whatever
     // the quorum says: this replica's own connections to it are failing.
-    if (status === 'down') for (const l of this.#listeners) l.siteDown?.(site);
+    if (status === 'down' && prev.status !== 'down') for (const l of this.#listeners) l.siteDown?.(site);
+  }
+
+  /** A suspicion raised asks for a probe now; the probe's answer is counted and said once. */
+  #noteSuspicion(site: string, prev: SiteHealth, next: SiteHealth): void {
+    if (prev.suspect === undefined && next.suspect !== undefined) {
+      this.#record({
+        type: 'siteSuspected', site, reason: next.suspect,
+        message: `site ${site} suspect: ${next.suspect}; probing it now (it goes down only if the probe fails too)`,
+      }, 'warn');
+      for (const l of this.#listeners) l.siteSuspected?.(site);
+      return;
+    }
+    if (prev.suspect === undefined || next.suspect !== undefined) return;
+    const confirmed = next.status === 'down';
+    this.#metrics.passiveSuspicions.inc({ site, result: confirmed ? 'confirmed' : 'refuted' });
+    if (!confirmed) {
+      this.#record({
+        type: 'suspicionRefuted', site, reason: prev.suspect,
+        message: `site ${site} stays up: a probe passed, so the failing requests (${prev.suspect}) were the requests' own`,
+      });
+    }
   }
 
   /** Own verdicts combined with the other live replicas' (ignored while the store is unreachable). */

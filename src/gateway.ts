@@ -108,7 +108,11 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     logger: logger.child({ component: 'prober' }), metrics, ...(opts.random ? { random: opts.random } : {}),
     onResult: (site, result) => control.probeResult(site, result.passed, result.detail), clientTls,
   });
-  const passive = new PassiveMonitor({ onFailure: (site, detail) => control.passiveFailure(site, detail) });
+  const passive = new PassiveMonitor({
+    metrics, now,
+    siteFailed: (site, detail) => control.passiveFailure(site, detail),
+    siteSuspected: (site, detail) => control.passiveSuspicion(site, detail),
+  });
   passive.update(policy.sites);
   const verifier = new IntegrityVerifier({
     logger: logger.child({ component: 'integrity' }), metrics, now,
@@ -132,6 +136,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       forwarder.retainSites(new Set(table.routes.flatMap((d) => d.eligible)));
     },
     siteDown: (site) => forwarder.siteDown(site),
+    // The failure ratio asks; a probe answers (and only a failed one takes the site down).
+    siteSuspected: (site) => { void prober.probeNow(site); },
     event: (event: GatewayEvent) => { if (NOTIFY_EVENTS.has(event.type)) notifier.notify(event); },
   });
 

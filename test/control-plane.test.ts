@@ -211,7 +211,12 @@ t.test('the first probe round settles routes without counting failovers', async 
   t.ok(cp.events().some((e) => e.type === 'siteDown'), 'site verdicts are still events');
   t.equal((await metrics.failovers.get()).values.length, 0, 'no failover counted');
   cp.started();
-  cp.passiveFailure('serpong', 'ECONNRESET');
+  cp.passiveFailure('serpong', 'connect ECONNREFUSED');
+  t.equal(cp.table.byName.get('ceir')!.passiveIgnored, 'serpong', 'passive evidence alone never takes out the last site');
+  t.match(cp.status().routes[0]!.reason, /passive evidence ignored: it would leave ceir with no site/);
+  t.equal(cp.status().routes[0]!.passiveIgnored, 'serpong');
+  cp.probeResult('serpong', false, 'connect ECONNREFUSED');
+  t.equal(cp.table.byName.get('ceir')!.state, 'unavailable', 'a failed probe confirms it');
   t.ok(cp.events().some((e) => e.type === 'routeUnavailable'), 'after start, changes count');
 });
 

@@ -19,6 +19,8 @@ export interface RouteStatus {
   readonly pendingFailback: boolean;
   readonly blocked: { readonly code: BlockedReason; readonly message: string } | null;
   readonly pinnedTo: string | null;
+  /** The site the route keeps serving from although live traffic alone marked it down (it is the route's last). */
+  readonly passiveIgnored: string | null;
   readonly integrity: { readonly ok: boolean; readonly detail: string; readonly since: string } | null;
 }
 

@@ -159,7 +159,14 @@ function buildPolicy(doc: PolicyDocument, file: string, siteOrder: readonly stri
         expectStatus: health.expectStatus,
         ...(health.expectBody !== undefined && { expectBody: health.expectBody }),
       },
-      passive: { failureThreshold: site.passive.failureThreshold },
+      passive: {
+        failureThreshold: site.passive.failureThreshold,
+        statuses: site.passive.statuses,
+        ratio: site.passive.ratio,
+        minRequests: site.passive.minRequests,
+        minClients: site.passive.minClients,
+        windowMs: site.passive.window,
+      },
       ...(tls !== undefined && {
         tls: {
           ...(tls.ca !== undefined && { ca: pathOf(tls.ca) }),

@@ -18,9 +18,26 @@ export interface HealthPolicy {
   readonly expectBody?: string;
 }
 
+/**
+ * What live traffic may say about a site. Failures before the request was sent
+ * (refused, connect timeout) are about the site and mark it down at once.
+ * Failures after it was sent (reset, hang-up, response timeout, a status in
+ * `statuses`) may be the request's own fault: they only count toward a failure
+ * ratio over a sliding window, and crossing it triggers an immediate probe; the
+ * site goes down only if that probe fails too.
+ */
 export interface PassivePolicy {
-  /** Consecutive 5xx answers from live traffic that mark the site down (0 disables). */
+  /** At least this many failed requests in the window (0 turns request-level detection off). */
   readonly failureThreshold: number;
+  /** Upstream statuses that count as a failed request (default 502, 503, 504; a 500 is the application's answer). */
+  readonly statuses: readonly number[];
+  /** Share of failed requests in the window, 0 < ratio <= 1, that makes the site suspect. */
+  readonly ratio: number;
+  /** Requests in the window below which no ratio is trusted. */
+  readonly minRequests: number;
+  /** Distinct clients among the failed requests (1: any; behind one load balancer every client looks alike). */
+  readonly minClients: number;
+  readonly windowMs: number;
 }
 
 export interface SitePolicy {

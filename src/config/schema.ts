@@ -98,7 +98,13 @@ const siteSchema = z.strictObject({
     expectBody: text('text the probe body must contain').optional(),
   }).prefault({}),
   passive: z.strictObject({
-    failureThreshold: wholeNumber(0, 1_000_000, 'a whole number, 0 or more (0 turns passive detection off)').default(3),
+    failureThreshold: wholeNumber(0, 1_000_000, 'a whole number, 0 or more (0 turns request-level passive detection off)').default(3),
+    statuses: list(errorStatus, '[502, 503, 504]').default(() => [502, 503, 504]),
+    ratio: z.preprocess(coerceNumber, z.number({ error: expecting('a fraction above 0, at most 1') })
+      .gt(0, { error: 'must be above 0 and at most 1' }).max(1, { error: 'must be above 0 and at most 1' })).default(0.5),
+    minRequests: count(1_000_000).default(20),
+    minClients: count(10_000).default(1),
+    window: duration('10s', { allowZero: false }),
   }).prefault({}),
   tls: siteTlsSchema.optional(),
 });

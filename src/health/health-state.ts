@@ -5,6 +5,14 @@
 // Who restores a site: passive signals (live traffic failing) may mark a site
 // down at once, but only active probes bring it back up. Otherwise one lucky
 // request to a half-dead building would pull traffic back onto it.
+//
+// Who may take a site down: the site's own evidence (a connection refused or
+// timed out before anything was sent) at once, but marked `passiveOnly`, so the
+// routing decision may still use it as a route's last site. Request evidence
+// (failures after the request was sent) only makes a site `suspect`; the next
+// probe decides: failed, the site is down at once (evidence confirmed); passed,
+// the suspicion is dropped. A client can therefore never take a healthy site
+// down with requests that make the application fail: the probe answers for it.
 
 export type HealthStatus = 'unknown' | 'up' | 'down';
 
@@ -19,13 +27,19 @@ export interface SiteHealth {
   /** Why the status is what it is, in words. */
   readonly reason: string;
   readonly lastCheckMs?: number;
+  /** Down on live-traffic evidence alone, not confirmed by a failed probe yet. */
+  readonly passiveOnly?: boolean;
+  /** Live traffic failed above the ratio: the next probe confirms (down) or refutes it. In words. */
+  readonly suspect?: string;
 }
 
 export type HealthEvent =
   | { readonly kind: 'probePassed'; readonly detail?: string }
   | { readonly kind: 'probeFailed'; readonly detail: string }
-  /** A connection failure, timeout or 5xx burst seen on live traffic. */
+  /** Live traffic could not reach the site at all (refused, connect timeout, TLS handshake). */
   | { readonly kind: 'passiveFailed'; readonly detail: string }
+  /** Live traffic failed above the ratio after requests were sent: probe now, decide on its answer. */
+  | { readonly kind: 'passiveSuspected'; readonly detail: string }
   /** Another replica's or an operator's verdict, adopted as is. */
   | { readonly kind: 'forced'; readonly status: 'up' | 'down'; readonly detail: string };
 
@@ -59,10 +73,22 @@ export function stepHealth(prev: SiteHealth, event: HealthEvent, t: Thresholds, 
           : `${passes} passing probe${passes === 1 ? '' : 's'}`;
         return changed({ status: 'up', passes, fails: 0, sinceMs: nowMs, reason, lastCheckMs: nowMs });
       }
-      return same({ ...prev, passes, fails: 0, lastCheckMs: nowMs });
+      // A passing probe refutes a suspicion: the failures were the requests' own.
+      return same(withoutSuspicion({ ...prev, passes, fails: 0, lastCheckMs: nowMs }));
     }
     case 'probeFailed': {
       const fails = prev.fails + 1;
+      if (prev.suspect !== undefined && prev.status !== 'down') {
+        return changed({
+          status: 'down', passes: 0, fails, sinceMs: nowMs, lastCheckMs: nowMs,
+          reason: `live traffic failing (${prev.suspect}) and a probe confirmed it (${event.detail})`,
+        });
+      }
+      if (prev.status === 'down' && prev.passiveOnly) {
+        // The probe agrees with live traffic: the verdict no longer rests on passive evidence alone.
+        const { passiveOnly: _passiveOnly, ...rest } = prev;
+        return changed({ ...rest, passes: 0, fails, lastCheckMs: nowMs, reason: `${prev.reason}; a probe confirmed it (${event.detail})` });
+      }
       const becomesDown = prev.status !== 'down' && (prev.status === 'unknown' || fails >= t.fall);
       if (becomesDown) {
         const reason = `${fails} failed probe${fails === 1 ? '' : 's'} (${event.detail})`;
@@ -75,8 +101,13 @@ export function stepHealth(prev: SiteHealth, event: HealthEvent, t: Thresholds, 
       // Reset passes so the next probes must earn `rise` again from zero.
       return changed({
         status: 'down', passes: 0, fails: prev.fails, sinceMs: nowMs,
-        reason: `live traffic failed (${event.detail})`, lastCheckMs: prev.lastCheckMs,
+        reason: `live traffic failed (${event.detail})`, lastCheckMs: prev.lastCheckMs, passiveOnly: true,
       });
+    }
+    case 'passiveSuspected': {
+      // Already down, or already waiting for a probe: nothing new to ask.
+      if (prev.status === 'down' || prev.suspect !== undefined) return same(prev);
+      return same({ ...prev, suspect: event.detail });
     }
     case 'forced': {
       if (prev.status === event.status) return same(prev);
@@ -86,6 +117,12 @@ export function stepHealth(prev: SiteHealth, event: HealthEvent, t: Thresholds, 
       });
     }
   }
+}
+
+function withoutSuspicion(health: SiteHealth): SiteHealth {
+  if (health.suspect === undefined) return health;
+  const { suspect: _suspect, ...rest } = health;
+  return rest;
 }
 
 function changed(health: SiteHealth): HealthStep {

@@ -1,58 +1,110 @@
 // Passive detection: what live traffic tells us about a site, between probes.
-// A connection failure is reported at once; 5xx answers only after a streak,
-// because one 500 is an application error, a run of them is a sick site.
+// Two kinds of evidence, told apart by when the failure happened:
+//  - site evidence: the request never reached the site (refused, connect
+//    timeout, TLS handshake). Reported at once: the site is down for everyone.
+//  - request evidence: the request was sent, then the connection broke, the
+//    answer timed out, or the site answered with a status in `passive.statuses`.
+//    That may be the request's own fault (a crashing handler, a WAF reset), so
+//    it only counts toward a failure ratio (passive-window.ts); crossing it makes
+//    the site suspect, and a probe decides. At most one suspicion per site per
+//    probe interval, so a client hammering a broken URL costs probes, not sites.
 // This only ever reports failures: bringing a site back is the probes' job.
 import type { SitePolicy } from '../config/policy.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { FailureWindow, judgeWindow } from './passive-window.js';
 
 export interface PassiveMonitorDeps {
-  onFailure(site: string, detail: string): void;
+  /** The site failed before any request reached it: down at once. */
+  siteFailed(site: string, detail: string): void;
+  /** Requests to the site fail above the ratio: probe it now; it goes down only if the probe fails too. */
+  siteSuspected(site: string, detail: string): void;
+  readonly metrics?: Pick<Metrics, 'passiveFailures'>;
+  readonly now?: () => number;
+}
+
+interface SiteWatch {
+  readonly site: SitePolicy;
+  readonly window: FailureWindow;
+  readonly windowWords: string;
+  readonly statuses: ReadonlySet<number>;
+  /** No new suspicion before this time (one probe per interval is enough). */
+  quietUntilMs: number;
+  lastFailure: string;
 }
 
 export class PassiveMonitor {
   readonly #deps: PassiveMonitorDeps;
-  /** site -> failureThreshold (0 disables the 5xx rule). */
-  #thresholds = new Map<string, number>();
-  /** site -> consecutive 5xx answers not yet reported. */
-  readonly #streaks = new Map<string, { count: number }>();
+  readonly #now: () => number;
+  #watches = new Map<string, SiteWatch>();
 
   constructor(deps: PassiveMonitorDeps) {
     this.#deps = deps;
+    this.#now = deps.now ?? Date.now;
   }
 
+  /** Sites whose passive settings did not change keep their window. */
   update(sites: readonly SitePolicy[]): void {
-    this.#thresholds = new Map(sites.map((s) => [s.name, s.passive.failureThreshold]));
-    for (const name of this.#streaks.keys()) {
-      if (!this.#thresholds.has(name)) this.#streaks.delete(name);
+    const next = new Map<string, SiteWatch>();
+    for (const site of sites) {
+      const before = this.#watches.get(site.name);
+      if (before && sameSettings(before.site, site)) {
+        next.set(site.name, { ...before, site });
+        continue;
+      }
+      next.set(site.name, {
+        site,
+        window: new FailureWindow(site.passive.windowMs, site.passive.minClients),
+        windowWords: words(site.passive.windowMs),
+        statuses: new Set(site.passive.statuses),
+        quietUntilMs: 0,
+        lastFailure: '',
+      });
     }
+    this.#watches = next;
   }
 
-  /** Requests still in flight to a site removed by a reload are ignored. */
+  /** Site evidence. Requests still in flight to a site removed by a reload are ignored. */
   connectionFailed(site: string, detail: string): void {
-    if (!this.#thresholds.has(site)) return;
-    this.#deps.onFailure(site, detail);
+    if (!this.#watches.has(site)) return;
+    this.#deps.metrics?.passiveFailures.inc({ site, kind: 'site' });
+    this.#deps.siteFailed(site, detail);
   }
 
-  /**
-   * Reports once per `failureThreshold` consecutive 5xx, then counts again from
-   * zero: a site that probes bring back but that still fails live traffic must
-   * be able to be marked down again (the reducer ignores repeats while down).
-   */
-  responded(site: string, status: number): void {
-    const threshold = this.#thresholds.get(site);
-    if (threshold === undefined) return;
-    let streak = this.#streaks.get(site);
-    if (streak === undefined) {
-      streak = { count: 0 };
-      this.#streaks.set(site, streak);
-    }
-    if (status < 500 || status > 599) {
-      streak.count = 0;
-      return;
-    }
-    streak.count += 1;
-    if (threshold <= 0 || streak.count < threshold) return;
-    const count = streak.count;
-    streak.count = 0;
-    this.#deps.onFailure(site, `${count} consecutive 5xx responses (last ${status})`);
+  /** Request evidence: the request was sent, then failed (reset, hang-up, timeout, unparseable answer). */
+  requestFailed(site: string, detail: string, client: string): void {
+    const watch = this.#watches.get(site);
+    if (watch) this.#record(watch, true, detail, client);
   }
+
+  /** The site answered: a failure if the status is one of `passive.statuses`, else a success. */
+  responded(site: string, status: number, client: string): void {
+    const watch = this.#watches.get(site);
+    if (watch) this.#record(watch, watch.statuses.has(status), `status ${status}`, client);
+  }
+
+  /** Whether `status` from `site` counts as a failed request. */
+  isFailureStatus(site: string, status: number): boolean {
+    return this.#watches.get(site)?.statuses.has(status) ?? false;
+  }
+
+  #record(watch: SiteWatch, failed: boolean, detail: string, client: string): void {
+    const now = this.#now();
+    watch.window.record(now, failed, client);
+    if (!failed) return;
+    this.#deps.metrics?.passiveFailures.inc({ site: watch.site.name, kind: 'request' });
+    watch.lastFailure = detail;
+    if (now < watch.quietUntilMs) return;
+    const judgement = judgeWindow(watch.window.counts(now), watch.site.passive, watch.windowWords);
+    if (!judgement.suspect) return;
+    watch.quietUntilMs = now + watch.site.health.intervalMs;
+    this.#deps.siteSuspected(watch.site.name, `${judgement.detail} (last: ${watch.lastFailure})`);
+  }
+}
+
+function sameSettings(a: SitePolicy, b: SitePolicy): boolean {
+  return a.url === b.url && JSON.stringify(a.passive) === JSON.stringify(b.passive);
+}
+
+function words(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }

@@ -7,12 +7,13 @@
 // neither drags the other along). With no other verdicts the own verdict stands,
 // but its age is still counted from when the combined verdict last flipped: losing
 // the other replicas (Redis away) must not make a hold-down look already served.
+// A combined `down` rests on passive evidence alone only if every down vote does.
 import type { SiteHealth } from './health-state.js';
 import type { ReplicaVerdict } from '../state/state-store.js';
 
 export function combineHealth(
   own: SiteHealth,
-  others: readonly Pick<ReplicaVerdict, 'status'>[],
+  others: readonly Pick<ReplicaVerdict, 'status' | 'passiveOnly'>[],
   prev: SiteHealth | undefined,
   nowMs: number,
 ): SiteHealth {
@@ -28,12 +29,20 @@ export function combineHealth(
     ? (prev.status === status ? prev.sinceMs : nowMs)
     : (status === own.status ? own.sinceMs : nowMs);
   const tally = `${down} of ${votes.length} replicas see it down`;
+  const passiveOnly = status === 'down'
+    && (own.status !== 'down' || own.passiveOnly === true)
+    && others.every((o) => o.status !== 'down' || o.passiveOnly === true);
   if (status === own.status) {
-    return { ...own, sinceMs, reason: others.length > 0 ? `${own.reason}; ${tally}` : own.reason };
+    const { passiveOnly: _own, ...rest } = own;
+    return {
+      ...rest, sinceMs, reason: others.length > 0 ? `${own.reason}; ${tally}` : own.reason,
+      ...(passiveOnly ? { passiveOnly: true } : {}),
+    };
   }
   return {
     status, passes: 0, fails: 0, sinceMs,
     reason: `quorum: ${tally} (this replica: ${own.status}, ${own.reason})`,
     ...(own.lastCheckMs !== undefined ? { lastCheckMs: own.lastCheckMs } : {}),
+    ...(passiveOnly ? { passiveOnly: true } : {}),
   };
 }

@@ -33,6 +33,12 @@ export interface Metrics {
   readonly configReloads: Counter<'result'>;
   readonly integrityChecks: Counter<'route' | 'result'>;
   readonly notifications: Counter<'result'>;
+  /** Live-traffic failures by site and kind: `site` (before the request was sent) or `request` (after). */
+  readonly passiveFailures: Counter<'site' | 'kind'>;
+  /** Suspicions raised by the failure ratio, by what the probe said: confirmed (down) or refuted (up). */
+  readonly passiveSuspicions: Counter<'site' | 'result'>;
+  /** Requests that failed after they were sent on two sites in a row. */
+  readonly poisonRequests: Counter<'route'>;
   readonly adminAuthFailures: Counter<'reason'>;
   /** Connect the state gauges to the live gateway; until then they export nothing. */
   bindState(source: MetricsStateSource): void;
@@ -186,6 +192,37 @@ export function createMetrics(registry: Registry): Metrics {
     registers: [registry],
   });
 
+  const passiveFailures = new Counter({
+    name: 'detour_passive_failures_total',
+    help: 'Live-traffic failures by site and kind: site (nothing reached the site: refused, connect timeout) or request (failed after it was sent; counts toward the failure ratio only).',
+    labelNames: ['site', 'kind'] as const,
+    registers: [registry],
+  });
+  const passiveSuspicions = new Counter({
+    name: 'detour_passive_suspicions_total',
+    help: 'Sites made suspect by the live-traffic failure ratio, by the answer of the probe that followed (confirmed: marked down; refuted: stays up).',
+    labelNames: ['site', 'result'] as const,
+    registers: [registry],
+  });
+  const poisonRequests = new Counter({
+    name: 'detour_poison_requests_total',
+    help: 'Requests that failed after being sent on two sites in a row: answered with the error, not held against the second site.',
+    labelNames: ['route'] as const,
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'detour_route_passive_ignored',
+    help: '1 while a route serves from a site that live traffic alone marked down, because it is the route\'s last site (only probes or operators may take the last site out).',
+    labelNames: ['route'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      const table = state()?.table;
+      if (!table) return;
+      for (const d of table.routes) this.set({ route: d.name }, d.passiveIgnored !== undefined ? 1 : 0);
+    },
+  });
+
   const adminAuthFailures = new Counter({
     name: 'detour_admin_auth_failures_total',
     help: 'Admin API calls refused for authentication, by reason (missing, invalid, disabled = no token configured, limited = address rate-limited).',
@@ -201,7 +238,7 @@ export function createMetrics(registry: Registry): Metrics {
 
   return {
     registry, requests, requestDuration, failovers, healthChecks, healthCheckDuration, retries,
-    configReloads, integrityChecks, notifications, adminAuthFailures,
+    configReloads, integrityChecks, notifications, passiveFailures, passiveSuspicions, poisonRequests, adminAuthFailures,
     bindState(s) { source = s; },
   };
 }

@@ -8,6 +8,12 @@
 // site provably never saw it (refused, connect timeout, stale pooled
 // connection before the request was written, still connecting when the site
 // was declared down).
+// What an attempt tells passive health depends on when it failed: before the
+// request reached the site, about the site; after, possibly about the request.
+// A request that failed after it was sent on one site and then the same way on
+// the next is a poison request: its client gets the error, and the second
+// failure is not held against the second site (the request, not the sites,
+// is what fails).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Policy, RoutePolicy, SitePolicy } from '../config/policy.js';
 import type { Logger } from '../logger.js';
@@ -22,14 +28,12 @@ import { isReplayable, readRequestBody } from './request-body.js';
 
 /** Live-traffic outcomes for passive health detection. */
 export interface PassiveHealth {
-  /** The connection to the site failed: refused, connect timeout, reset (the site is down at once). */
+  /** Site evidence: nothing reached the site (refused, connect timeout); it may be marked down at once. */
   connectionFailed(site: string, detail: string): void;
-  /**
-   * The site answered, or failed in a way that counts like a 5xx answer: a
-   * response timeout as 504, an unparseable answer as 502 (the monitor counts
-   * consecutive 5xx, so one slow or odd request does not take a site down).
-   */
-  responded(site: string, status: number): void;
+  /** Request evidence: the request was sent, then failed (reset, hang-up, response timeout, unparseable answer, broken body). */
+  requestFailed(site: string, detail: string, client: string): void;
+  /** The site answered with `status` (the monitor knows which statuses count as failures). */
+  responded(site: string, status: number, client: string): void;
 }
 
 /** Methods that may be sent twice (RFC 9110 9.2.2): anything else is re-sent only if the site never saw it. */
@@ -50,6 +54,8 @@ export interface ExchangeContext {
   unavailable(): Policy['unavailable'];
   /** Called once, when the client response is closed (finished or not). */
   finished(exchange: Exchange): void;
+  /** Who sent the request, for passive detection's distinct-clients rule (bounded: never a label). */
+  clientOf(req: IncomingMessage): string;
 }
 
 /** Status recorded for a client that left before any answer (nginx's convention). */
@@ -72,6 +78,9 @@ export class Exchange {
   /** One same-site retry on a new connection after a stale pooled one; it does not use up the failure retry. */
   private staleRetried = false;
   private readonly idempotent: boolean;
+  /** The request already failed once after it was sent (or got a retryable status): a second such failure is the request's. */
+  private failedAfterSent = false;
+  private readonly client: string;
   private recorded = false;
   private closed = false;
 
@@ -86,6 +95,7 @@ export class Exchange {
   ) {
     this.log = ctx.logger.child({ route: route.name });
     this.idempotent = IDEMPOTENT_METHODS.has(req.method ?? 'GET');
+    this.client = ctx.clientOf(req);
   }
 
   async start(): Promise<void> {
@@ -159,20 +169,23 @@ export class Exchange {
     switch (outcome.kind) {
       case 'response': {
         const { response } = outcome;
-        this.ctx.passive.responded(site, response.status);
+        const retryStatus = this.route.retry.on.includes(response.status);
+        if (retryStatus && this.failedAfterSent) this.poisoned(site, `status ${response.status}`);
+        else this.ctx.passive.responded(site, response.status, this.client);
         // The site answered, so it has seen the request: only a method that may run twice goes again.
-        const retryable = this.route.retry.on.includes(response.status) && this.canResend(false);
-        const next = retryable ? this.retryCandidate() : null;
+        const next = retryStatus && this.canResend(false) ? this.retryCandidate() : null;
         if (next !== null) {
           response.discard();
+          this.failedAfterSent = true;
           this.retry(site, next, `status ${response.status}`, true);
           return;
         }
         this.record(site, response.status);
         response.relay({ 'x-detour-site': site }, (failure) => {
           this.log.warn({ site, detail: failure.detail }, 'proxy: site broke off a response');
-          if (failure.kind === 'stalled') this.ctx.passive.responded(site, 504);
-          else this.ctx.passive.connectionFailed(site, failure.detail);
+          // Headers arrived, so the request was sent: a broken or stalled body is request evidence.
+          if (this.failedAfterSent) this.poisoned(site, failure.detail);
+          else this.ctx.passive.requestFailed(site, failure.detail, this.client);
         });
         return;
       }
@@ -201,11 +214,13 @@ export class Exchange {
       return;
     }
     this.log.warn({ site, code: error.code, detail: error.detail }, 'proxy: site failed before answering');
-    reportFailure(this.ctx.passive, site, error);
+    const neverReached = isSiteEvidence(error);
+    if (!neverReached && this.failedAfterSent) this.poisoned(site, error.detail);
+    else reportFailure(this.ctx.passive, site, error, this.client);
     // An answer that is not HTTP comes from the application; another site running it would say the same.
-    const neverReached = isNeverReached(error.code);
     const next = error.code !== 'bad_response' && this.canResend(neverReached) ? this.retryCandidate() : null;
     if (next !== null) {
+      if (!neverReached) this.failedAfterSent = true;
       this.retry(site, next, error.detail, true);
       return;
     }
@@ -218,6 +233,16 @@ export class Exchange {
    */
   private canResend(neverReachedSite: boolean): boolean {
     return isReplayable(this.body) && (this.idempotent || neverReachedSite);
+  }
+
+  /**
+   * The request failed after it was sent on a first site, and now again on
+   * this one: it is the request that fails. Its client gets the error; this
+   * site is not blamed (and no third site is tried: MAX_FAILURE_RETRIES).
+   */
+  private poisoned(site: string, detail: string): void {
+    this.ctx.metrics.poisonRequests.inc({ route: this.route.name });
+    this.log.info({ site, detail }, 'proxy: poison request: failed after it was sent on two sites; not counted against the second');
   }
 
   private retryCandidate(): string | null {
@@ -267,23 +292,21 @@ export class Exchange {
   }
 }
 
+/** A failure before the request reached the site: evidence about the site itself. */
+export function isSiteEvidence(error: UpstreamError): boolean {
+  // Refused, connect timeout, failed TLS handshake (upstream-error.ts).
+  return isNeverReached(error.code);
+}
+
 /**
- * Tell passive health about a failed attempt. Only connection failures mark a
- * site down at once; a slow or unparseable answer counts toward the 5xx streak.
+ * Tell passive health about a failed attempt: site evidence may mark the site
+ * down at once; anything after the request was sent only counts toward the
+ * failure ratio; a stale pooled connection blames nobody.
  */
-export function reportFailure(passive: PassiveHealth, site: string, error: UpstreamError): void {
-  switch (error.code) {
-    case 'stale_connection':
-      return;
-    case 'response_timeout':
-      passive.responded(site, 504);
-      return;
-    case 'bad_response':
-      passive.responded(site, 502);
-      return;
-    default:
-      passive.connectionFailed(site, error.detail);
-  }
+export function reportFailure(passive: PassiveHealth, site: string, error: UpstreamError, client: string): void {
+  if (error.code === 'stale_connection') return;
+  if (isSiteEvidence(error)) passive.connectionFailed(site, error.detail);
+  else passive.requestFailed(site, error.detail, client);
 }
 
 export function unavailableAnswer(route: string, status: number, retryAfterSeconds: number): LocalAnswer {

@@ -62,6 +62,7 @@ export class Forwarder {
       decisionFor: (route) => table().byName.get(route),
       siteFor: (name) => siteByName(table().policy, name),
       unavailable: () => table().policy.unavailable,
+      clientOf: clientOf,
       finished: (exchange) => {
         this.exchanges.delete(exchange);
         if (this.exchanges.size === 0) this.onIdle?.();
@@ -160,7 +161,7 @@ export class Forwarder {
     const connection = this.engine.ws(req, socket as Socket, head, target, { 'x-detour-site': site }, {
       upgraded: () => this.count(route.name, site, 101, startedMs),
       responded: (status) => {
-        this.deps.passive.responded(site, status);
+        this.deps.passive.responded(site, status, clientOf(req));
         this.count(route.name, site, status, startedMs);
       },
       failed: (error, afterUpgrade) => {
@@ -169,7 +170,7 @@ export class Forwarder {
           return;
         }
         log.warn({ code: error.code, detail: error.detail }, 'proxy: websocket handshake with site failed');
-        reportFailure(this.deps.passive, site, error);
+        reportFailure(this.deps.passive, site, error, clientOf(req));
         this.count(route.name, site, error.status, startedMs);
         sendLocalOnSocket(socket, {
           status: error.status,
@@ -318,6 +319,11 @@ function requestWithBody(upgradeReq: IncomingMessage, socket: Socket, length: nu
     if (remaining > 0) req.destroy(new Error('client closed the request before its body was complete'));
   });
   return req;
+}
+
+/** The client as passive detection counts it: the peer address (detour is the edge). */
+function clientOf(req: IncomingMessage): string {
+  return req.socket.remoteAddress ?? 'unknown';
 }
 
 function canServe(decision: RouteDecision): boolean {

@@ -89,11 +89,34 @@ interface Context {
 /** A decision before `sinceMs` and `transition` are worked out against the previous table. */
 type Draft = Omit<RouteDecision, 'sinceMs' | 'transition'> & { readonly changeReason?: FailoverReason; readonly forced?: boolean };
 
+/**
+ * Passive evidence (live traffic that could not reach a site, not confirmed by
+ * a probe) never takes out a route's last site: when it alone would leave the
+ * route with nothing, the route keeps serving from such a site and says so.
+ * A failed probe or an operator's drain may still take it out.
+ */
 function decideRoute(route: RoutePolicy, ctx: Context): Draft {
+  const eligible = route.sites.filter((s) => isEligible(s, ctx));
+  // Among such sites, stay where the route already is (the site that failed
+  // first, and longest ago, is the least likely to serve).
+  const candidates = eligible.length === 0
+    ? route.sites.filter((s) => healthOf(s, ctx)?.passiveOnly === true && drainedBy(s, ctx) === null)
+    : [];
+  const current = ctx.inputs.prev?.byName.get(route.name)?.active;
+  const lastResort = current != null && candidates.includes(current) ? current : candidates[0];
+  if (lastResort === undefined) return decideRouteAmong(route, eligible, ctx);
+  const draft = decideRouteAmong(route, [lastResort], ctx);
+  if (draft.active !== lastResort) return draft;
+  return {
+    ...draft, passiveIgnored: lastResort,
+    reason: `passive evidence ignored: it would leave ${route.name} with no site; serving from ${describeSite(lastResort, ctx)}`,
+  };
+}
+
+function decideRouteAmong(route: RoutePolicy, eligible: readonly string[], ctx: Context): Draft {
   const { inputs } = ctx;
   const { overrides, nowMs } = inputs;
   const prev = inputs.prev?.byName.get(route.name);
-  const eligible = route.sites.filter((s) => isEligible(s, ctx));
   const preferred = route.sites.find((s) => isUp(s, ctx) && !drainedBy(s, ctx)) ?? null;
   const base = { name: route.name, eligible, preferred };
 
@@ -135,7 +158,7 @@ function decideRoute(route: RoutePolicy, ctx: Context): Draft {
   // the operator released the pin on purpose.
   if (current === null) return onSite(route, first, base, ctx, firstReason);
 
-  if (!isEligible(current, ctx)) {
+  if (!eligible.includes(current)) {
     const drained = drainedBy(current, ctx) !== null;
     if (!drained && route.failover.mode === 'manual') {
       const to = eligible.find((s) => s !== current);

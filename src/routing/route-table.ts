@@ -68,6 +68,12 @@ export interface RouteDecision {
   /** When the preferred site started counting hold-down (it became up, or the ramp was aborted). */
   readonly holdDownFromMs?: number;
   readonly pinnedTo?: string;
+  /**
+   * Set when the route serves from a site that live traffic alone marked down,
+   * because every other site is gone: passive evidence never takes out a
+   * route's last site (a failed probe or an operator may).
+   */
+  readonly passiveIgnored?: string;
   /** Present only in the table where `active` changed: what moved and why. */
   readonly transition?: Transition;
 }

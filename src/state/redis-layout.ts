@@ -188,7 +188,7 @@ function parseVerdicts(raw: Record<string, string>, onBad: (m: string) => void):
     }
     out.push({
       field, site: field.slice(0, tab), replicaId: field.slice(tab + 1),
-      verdict: { status: v.status, sinceMs: v.sinceMs, reason: v.reason, atMs: v.atMs },
+      verdict: { status: v.status, sinceMs: v.sinceMs, reason: v.reason, atMs: v.atMs, ...(v.passiveOnly === true ? { passiveOnly: true } : {}) },
     });
   }
   return out;

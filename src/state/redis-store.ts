@@ -157,8 +157,12 @@ export class RedisStore implements StateStore {
 
   publishHealth(site: string, verdict: Omit<ReplicaVerdict, 'atMs'>): void {
     const prev = this.#own.get(site);
-    if (prev && prev.status === verdict.status && prev.sinceMs === verdict.sinceMs && prev.reason === verdict.reason) return;
-    this.#own.set(site, { status: verdict.status, sinceMs: verdict.sinceMs, reason: verdict.reason, atMs: this.#now() });
+    if (prev && prev.status === verdict.status && prev.sinceMs === verdict.sinceMs && prev.reason === verdict.reason
+      && prev.passiveOnly === verdict.passiveOnly) return;
+    this.#own.set(site, {
+      status: verdict.status, sinceMs: verdict.sinceMs, reason: verdict.reason, atMs: this.#now(),
+      ...(verdict.passiveOnly ? { passiveOnly: true } : {}),
+    });
     this.#ownChanged = true;
     this.#emit();
     void this.#requestSync();

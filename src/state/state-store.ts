@@ -11,6 +11,8 @@ export interface ReplicaVerdict {
   /** When this replica's verdict last changed. */
   readonly sinceMs: number;
   readonly reason: string;
+  /** Down on live-traffic evidence alone (no failed probe yet): routing may still use it as a route's last site. */
+  readonly passiveOnly?: boolean;
   /** When this replica last (re)published it. */
   readonly atMs: number;
 }

@@ -93,7 +93,7 @@ t.test('a read challenged with 401 (publicRead: false) is repeated once with the
   t.same(await new AdminClient({ baseUrl: 'http://127.0.0.1:9', token: 'tok', fetchImpl: fakeFetch }).status(), { version: 'x' });
   t.same(seen, [null, 'Bearer tok']);
   seen.length = 0;
-  await t.rejects(new AdminClient({ baseUrl: 'http://127.0.0.1:9', fetchImpl: fakeFetch }).status(), { status: 401 }, 'without a token the 401 stands');
+  await t.rejects(new AdminClient({ baseUrl: 'http://127.0.0.1:9', fetchImpl: fakeFetch }).status(), { name: 'DetourError', status: 401 }, 'without a token the 401 stands');
   t.same(seen, [null]);
 });
 

@@ -125,18 +125,18 @@ export function sampleStatus(): StatusDocument {
       {
         name: 'ceir', priority: 1, sites: ['cyber1', 'serpong'], state: 'awaiting-approval', active: 'serpong',
         weights: [{ site: 'serpong', weight: 100 }], reason: 'integrity ok; waiting for operator approval', since,
-        pendingFailover: null, pendingFailback: true, blocked: { code: 'approval', message: 'manual failback' }, pinnedTo: null,
+        pendingFailover: null, pendingFailback: true, blocked: { code: 'approval', message: 'manual failback' }, pinnedTo: null, passiveIgnored: null,
         integrity: { ok: true, detail: 'checksum a1f3 (cyber1) == a1f3 (serpong)', since },
       },
       {
         name: 'border control', priority: 1, sites: ['cyber1', 'serpong', 'dr'], state: 'pending-failover', active: 'cyber1',
         weights: [{ site: 'cyber1', weight: 100 }], reason: 'cyber1 is down; manual failover', since,
-        pendingFailover: { from: 'cyber1', to: 'serpong', since }, pendingFailback: false, blocked: null, pinnedTo: null, integrity: null,
+        pendingFailover: { from: 'cyber1', to: 'serpong', since }, pendingFailback: false, blocked: null, pinnedTo: null, passiveIgnored: null, integrity: null,
       },
       {
         name: 'visa', priority: 2, sites: ['serpong', 'cyber1'], state: 'ramping', active: 'cyber1',
         weights: [{ site: 'serpong', weight: 10 }, { site: 'cyber1', weight: 90 }], reason: 'ramp step 1 of 3', since,
-        pendingFailover: null, pendingFailback: false, blocked: null, pinnedTo: null,
+        pendingFailover: null, pendingFailback: false, blocked: null, pinnedTo: null, passiveIgnored: null,
         integrity: { ok: false, detail: 'checksum 9c2e (serpong) != a1f3 (cyber1)', since },
       },
     ],

@@ -202,7 +202,7 @@ for (const c of inlineCases) {
 t.test('defaults are filled in', async (t) => {
   const policy = parseOk(readFileSync(`${fixtures}minimal.yaml`, 'utf8'));
   const health = { path: '/healthz', intervalMs: 1000, jitter: 0.1, timeoutMs: 500, rise: 2, fall: 2, expectStatus: [200] };
-  const siteDefaults = { timeouts: { connectMs: 1000, responseMs: 30000 }, health, passive: { failureThreshold: 3 } };
+  const siteDefaults = { timeouts: { connectMs: 1000, responseMs: 30000 }, health, passive: { failureThreshold: 3, statuses: [502, 503, 504], ratio: 0.5, minRequests: 20, minClients: 1, windowMs: 10000 } };
   t.same({ ...policy, file: 'x' }, {
     file: 'x',
     listen: { host: '0.0.0.0', port: 8080 },

@@ -6,11 +6,12 @@ import type { Policy } from '../../src/config/policy.js';
 import { createMetrics } from '../../src/metrics/metrics.js';
 import type { RouteDecision, RouteTable } from '../../src/routing/route-table.js';
 import { findPromBinaries } from '../helpers/prometheus.js';
+import { defaultPassive } from '../helpers/policy.js';
 import { runTool } from './shipped-files.js';
 
 const health = { path: '/healthz', intervalMs: 1000, jitter: 0.1, timeoutMs: 500, rise: 2, fall: 2, expectStatus: [200] };
 const site = (name: string, building: string) => ({
-  name, url: `http://127.0.0.1:1/${name}`, building, timeouts: { connectMs: 1000, responseMs: 30_000 }, health, passive: { failureThreshold: 0 },
+  name, url: `http://127.0.0.1:1/${name}`, building, timeouts: { connectMs: 1000, responseMs: 30_000 }, health, passive: { ...defaultPassive, failureThreshold: 0 },
 });
 const policy: Policy = {
   file: 'inline.yaml',
@@ -54,6 +55,9 @@ t.test('promtool check metrics finds no problems in the exposition', async (t) =
   m.configReloads.inc({ result: 'success' });
   m.integrityChecks.inc({ route: 'r', result: 'mismatch' });
   m.notifications.inc({ result: 'sent' });
+  m.passiveFailures.inc({ site: 'primary', kind: 'request' });
+  m.passiveSuspicions.inc({ site: 'primary', result: 'refuted' });
+  m.poisonRequests.inc({ route: 'r' });
 
   const exposition = await registry.metrics();
   const families = [...exposition.matchAll(/^# TYPE (\S+) /gm)].map((x) => x[1]!);

@@ -1,91 +1,187 @@
+// The passive rule as a decision table, time passed in: site evidence reports
+// at once; request evidence only raises a suspicion once the window holds
+// enough requests, enough failures, a high enough ratio and enough clients, and
+// then at most once per probe interval.
 import t from 'tap';
 import { PassiveMonitor } from '../../src/health/passive-monitor.js';
+import { FailureWindow, judgeWindow } from '../../src/health/passive-window.js';
+import type { PassivePolicy } from '../../src/config/policy.js';
+import { defaultPassive } from '../helpers/policy.js';
 import { makeSite } from './site-fixture.js';
 
-type Step = readonly ['responded', string, number] | readonly ['connectionFailed', string, string];
+type Step =
+  | { readonly at: number; readonly ok?: number; readonly fail?: number; readonly status?: number; readonly site?: string; readonly clients?: number }
+  | { readonly at: number; readonly refused: string; readonly site?: string };
 
-// Each scenario: failure thresholds per site, what live traffic saw, and the failures reported after each step.
-const scenarios: Array<{ name: string; thresholds: Record<string, number>; steps: Step[]; expect: Array<Array<[string, string]>> }> = [
+interface Scenario {
+  readonly name: string;
+  readonly passive?: Partial<PassivePolicy>;
+  readonly intervalMs?: number;
+  readonly steps: readonly Step[];
+  /** What was reported, in order: ['down', site, detail] or ['suspect', site, detail]. */
+  readonly expect: ReadonlyArray<readonly [string, string, RegExp | string]>;
+}
+
+const small: Partial<PassivePolicy> = { minRequests: 10, ratio: 0.5, failureThreshold: 3, windowMs: 10_000 };
+
+const scenarios: Scenario[] = [
   {
-    name: 'connection failure reports at once',
-    thresholds: { cyber1: 3 },
-    steps: [['connectionFailed', 'cyber1', 'connect ECONNREFUSED']],
-    expect: [[['cyber1', 'connect ECONNREFUSED']]],
+    name: 'a refused connection is site evidence: reported at once',
+    steps: [{ at: 0, refused: 'connect ECONNREFUSED' }],
+    expect: [['down', 'cyber1', 'connect ECONNREFUSED']],
   },
   {
-    name: 'threshold consecutive 5xx report once with the last status',
-    thresholds: { cyber1: 3 },
-    steps: [['responded', 'cyber1', 500], ['responded', 'cyber1', 502], ['responded', 'cyber1', 503], ['responded', 'cyber1', 503]],
-    expect: [[], [], [['cyber1', '3 consecutive 5xx responses (last 503)']], []],
+    name: 'one client failing 20 requests out of 20 is only a suspicion (the probe decides)',
+    steps: [{ at: 0, fail: 20 }],
+    expect: [['suspect', 'cyber1', /^20 of 20 requests failed in 10s \(last: socket hang up\)$/]],
   },
   {
-    name: 'any non-5xx resets the streak',
-    thresholds: { cyber1: 2 },
-    steps: [['responded', 'cyber1', 500], ['responded', 'cyber1', 404], ['responded', 'cyber1', 500], ['responded', 'cyber1', 200], ['responded', 'cyber1', 500]],
-    expect: [[], [], [], [], []],
+    name: 'below the volume nothing is trusted, however bad the ratio',
+    steps: [{ at: 0, fail: 19 }],
+    expect: [],
   },
   {
-    name: 'a streak that goes on reports again after another threshold',
-    thresholds: { cyber1: 2 },
-    steps: [['responded', 'cyber1', 500], ['responded', 'cyber1', 500], ['responded', 'cyber1', 500], ['responded', 'cyber1', 504]],
-    expect: [[], [['cyber1', '2 consecutive 5xx responses (last 500)']], [], [['cyber1', '2 consecutive 5xx responses (last 504)']]],
+    name: 'below the ratio: failures among many successes are the requests\' own',
+    steps: [{ at: 0, ok: 60 }, { at: 1, fail: 40 }],
+    expect: [],
   },
   {
-    name: 'threshold 1 reports every 5xx',
-    thresholds: { cyber1: 1 },
-    steps: [['responded', 'cyber1', 500], ['responded', 'cyber1', 503]],
-    expect: [[['cyber1', '1 consecutive 5xx responses (last 500)']], [['cyber1', '1 consecutive 5xx responses (last 503)']]],
+    name: 'exactly at the ratio is enough',
+    steps: [{ at: 0, ok: 20 }, { at: 1, fail: 20 }],
+    expect: [['suspect', 'cyber1', /^20 of 40 requests failed/]],
   },
   {
-    name: 'threshold 0 disables the 5xx rule but not connection failures',
-    thresholds: { cyber1: 0 },
-    steps: [['responded', 'cyber1', 500], ['responded', 'cyber1', 500], ['responded', 'cyber1', 500], ['connectionFailed', 'cyber1', 'read ECONNRESET']],
-    expect: [[], [], [], [['cyber1', 'read ECONNRESET']]],
+    name: 'a 500 is the application\'s answer: never counted',
+    steps: [{ at: 0, fail: 30, status: 500 }],
+    expect: [],
+  },
+  {
+    name: '502, 503 and 504 count by default',
+    passive: small,
+    steps: [{ at: 0, fail: 4, status: 502 }, { at: 1, fail: 3, status: 503 }, { at: 2, fail: 3, status: 504 }],
+    expect: [['suspect', 'cyber1', /^10 of 10 requests failed in 10s \(last: status 504\)$/]],
+  },
+  {
+    name: 'statuses are configurable: 500 counts when listed',
+    passive: { ...small, statuses: [500] },
+    steps: [{ at: 0, fail: 10, status: 500 }],
+    expect: [['suspect', 'cyber1', /last: status 500/]],
+  },
+  {
+    name: 'failures older than the window are forgotten',
+    passive: small,
+    steps: [{ at: 0, fail: 9 }, { at: 11_000, fail: 1 }, { at: 11_001, ok: 9 }],
+    expect: [],
+  },
+  {
+    name: 'at most one suspicion per probe interval, then again while failures go on',
+    passive: small,
+    intervalMs: 1000,
+    steps: [{ at: 0, fail: 10 }, { at: 500, fail: 10 }, { at: 1000, fail: 1 }],
+    expect: [['suspect', 'cyber1', /^10 of 10/], ['suspect', 'cyber1', /^21 of 21/]],
+  },
+  {
+    name: 'minClients: one client cannot raise it, three can',
+    passive: { ...small, minClients: 3 },
+    steps: [{ at: 0, fail: 15, clients: 1 }, { at: 1, fail: 3, clients: 3 }],
+    expect: [['suspect', 'cyber1', /^18 of 18 requests failed in 10s from 3\+ clients/]],
+  },
+  {
+    name: 'failureThreshold 0 turns request evidence off, not site evidence',
+    passive: { failureThreshold: 0 },
+    steps: [{ at: 0, fail: 50 }, { at: 1, refused: 'connect ETIMEDOUT' }],
+    expect: [['down', 'cyber1', 'connect ETIMEDOUT']],
   },
   {
     name: 'sites count separately',
-    thresholds: { cyber1: 2, serpong: 2 },
-    steps: [['responded', 'cyber1', 500], ['responded', 'serpong', 500], ['responded', 'cyber1', 200], ['responded', 'serpong', 500]],
-    expect: [[], [], [], [['serpong', '2 consecutive 5xx responses (last 500)']]],
+    passive: small,
+    steps: [{ at: 0, fail: 6 }, { at: 0, fail: 6, site: 'serpong' }, { at: 1, ok: 4 }],
+    expect: [],
   },
   {
-    name: '4xx and 3xx are the client\'s business, not the site\'s',
-    thresholds: { cyber1: 1 },
-    steps: [['responded', 'cyber1', 404], ['responded', 'cyber1', 429], ['responded', 'cyber1', 301], ['responded', 'cyber1', 600]],
-    expect: [[], [], [], []],
-  },
-  {
-    name: 'unknown sites (removed by a reload) are ignored',
-    thresholds: { cyber1: 1 },
-    steps: [['responded', 'old', 500], ['connectionFailed', 'old', 'connect ECONNREFUSED']],
-    expect: [[], []],
+    name: 'sites removed by a reload are ignored',
+    steps: [{ at: 0, fail: 30, site: 'old' }, { at: 1, refused: 'connect ECONNREFUSED', site: 'old' }],
+    expect: [],
   },
 ];
 
 for (const s of scenarios) {
   t.test(s.name, async (t) => {
-    const failures: Array<[string, string]> = [];
-    const monitor = new PassiveMonitor({ onFailure: (site, detail) => failures.push([site, detail]) });
-    monitor.update(Object.entries(s.thresholds).map(([name, threshold]) => makeSite(name, 'http://127.0.0.1:1', {}, threshold)));
-    s.steps.forEach((step, i) => {
-      const seen = failures.length;
-      if (step[0] === 'responded') monitor.responded(step[1], step[2]);
-      else monitor.connectionFailed(step[1], step[2]);
-      t.same(failures.slice(seen), s.expect[i], `after step ${i} (${step.join(' ')})`);
+    let now = 1_000_000;
+    const reports: Array<[string, string, string]> = [];
+    const monitor = new PassiveMonitor({
+      now: () => now,
+      siteFailed: (site, detail) => reports.push(['down', site, detail]),
+      siteSuspected: (site, detail) => reports.push(['suspect', site, detail]),
+    });
+    const site = (name: string) => ({ ...makeSite(name, `http://127.0.0.1:1/${name}`, { intervalMs: s.intervalMs ?? 60_000 }), passive: { ...defaultPassive, ...s.passive } });
+    monitor.update([site('cyber1'), site('serpong')]);
+    for (const step of s.steps) {
+      now = 1_000_000 + step.at;
+      const name = step.site ?? 'cyber1';
+      if ('refused' in step) {
+        monitor.connectionFailed(name, step.refused);
+        continue;
+      }
+      for (let i = 0; i < (step.ok ?? 0); i++) monitor.responded(name, 200, '10.0.0.1');
+      for (let i = 0; i < (step.fail ?? 0); i++) {
+        const client = `client-${i % (step.clients ?? 1)}`;
+        if (step.status !== undefined) monitor.responded(name, step.status, client);
+        else monitor.requestFailed(name, 'socket hang up', client);
+      }
+    }
+    t.equal(reports.length, s.expect.length, `reports: ${JSON.stringify(reports)}`);
+    s.expect.forEach(([kind, name, detail], i) => {
+      t.equal(reports[i]?.[0], kind);
+      t.equal(reports[i]?.[1], name);
+      if (typeof detail === 'string') t.equal(reports[i]?.[2], detail);
+      else t.match(reports[i]?.[2], detail);
     });
   });
 }
 
-t.test('update changes thresholds and forgets removed sites', async (t) => {
-  const failures: string[] = [];
-  const monitor = new PassiveMonitor({ onFailure: (site, detail) => failures.push(`${site}: ${detail}`) });
-  monitor.update([makeSite('cyber1', 'http://127.0.0.1:1', {}, 3), makeSite('serpong', 'http://127.0.0.1:2', {}, 3)]);
-  monitor.responded('cyber1', 500);
-  monitor.responded('cyber1', 500);
-  monitor.update([makeSite('cyber1', 'http://127.0.0.1:1', {}, 2)]);
-  monitor.responded('cyber1', 500);
-  t.same(failures, ['cyber1: 3 consecutive 5xx responses (last 500)'], 'a streak survives a reload; the new threshold applies');
-  monitor.responded('serpong', 500);
-  monitor.connectionFailed('serpong', 'connect ECONNREFUSED');
-  t.equal(failures.length, 1, 'removed site ignored');
+t.test('a reload keeps the window of unchanged sites and resets changed ones', async (t) => {
+  let now = 0;
+  const reports: string[] = [];
+  const monitor = new PassiveMonitor({
+    now: () => now, siteFailed: () => {}, siteSuspected: (site) => reports.push(site),
+  });
+  const cyber1 = { ...makeSite('cyber1', 'http://127.0.0.1:1'), passive: { ...defaultPassive, ...small } };
+  monitor.update([cyber1]);
+  for (let i = 0; i < 9; i++) monitor.requestFailed('cyber1', 'reset', 'c');
+  monitor.update([cyber1, makeSite('serpong', 'http://127.0.0.1:2')]);
+  monitor.requestFailed('cyber1', 'reset', 'c');
+  t.same(reports, ['cyber1'], 'the unchanged site kept its nine failures');
+  monitor.update([{ ...cyber1, passive: { ...cyber1.passive, minRequests: 11 } }]);
+  now = 60_000;
+  for (let i = 0; i < 10; i++) monitor.requestFailed('cyber1', 'reset', 'c');
+  t.same(reports, ['cyber1'], 'changed settings start a new window');
+  t.equal(monitor.isFailureStatus('cyber1', 503), true);
+  t.equal(monitor.isFailureStatus('cyber1', 500), false);
+  t.equal(monitor.isFailureStatus('gone', 503), false);
+});
+
+t.test('judgeWindow says why it does not suspect', async (t) => {
+  const p = { ...defaultPassive, ...small, minClients: 2 };
+  const rows: Array<[{ requests: number; failures: number; failingClients: number }, string | true]> = [
+    [{ requests: 9, failures: 9, failingClients: 2 }, 'volume'],
+    [{ requests: 10, failures: 2, failingClients: 2 }, 'failures'],
+    [{ requests: 10, failures: 4, failingClients: 2 }, 'ratio'],
+    [{ requests: 10, failures: 5, failingClients: 1 }, 'clients'],
+    [{ requests: 10, failures: 5, failingClients: 2 }, true],
+  ];
+  for (const [counts, want] of rows) {
+    const j = judgeWindow(counts, p, '10s');
+    t.equal(j.suspect ? true : j.why, want, JSON.stringify(counts));
+  }
+  t.equal(judgeWindow({ requests: 100, failures: 100, failingClients: 5 }, { ...p, failureThreshold: 0 }, '10s').suspect, false);
+});
+
+t.test('FailureWindow keeps constant memory and counts clients only up to what is needed', async (t) => {
+  const w = new FailureWindow(1000, 2);
+  for (let i = 0; i < 1000; i++) w.record(i, i % 2 === 0, `c${i}`);
+  const c = w.counts(999);
+  t.ok(c.requests <= 1000 && c.requests >= 900, `about one window of requests (${c.requests})`);
+  t.equal(c.failingClients, 2);
+  t.same(w.counts(5000), { requests: 0, failures: 0, failingClients: 0 }, 'all expired');
 });

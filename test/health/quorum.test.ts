@@ -28,3 +28,19 @@ for (const row of table) {
     if (row.reason) t.match(got.reason, row.reason);
   });
 }
+
+// A combined down rests on passive evidence alone only if every down vote does.
+const passiveOwn: SiteHealth = { ...own('down'), passiveOnly: true };
+const passiveRows: Array<{ name: string; own: SiteHealth; others: Array<{ status: 'up' | 'down'; passiveOnly?: boolean }>; passiveOnly: boolean }> = [
+  { name: 'alone, passive down: passive only', own: passiveOwn, others: [], passiveOnly: true },
+  { name: 'own passive, another replica probed it down: confirmed', own: passiveOwn, others: [{ status: 'down' }], passiveOnly: false },
+  { name: 'own passive, another passive too: passive only', own: passiveOwn, others: [{ status: 'down', passiveOnly: true }], passiveOnly: true },
+  { name: 'own up, two replicas passive down: quorum down, passive only', own: own('up'), others: [{ status: 'down', passiveOnly: true }, { status: 'down', passiveOnly: true }], passiveOnly: true },
+  { name: 'own up, two replicas down, one by probes: confirmed', own: own('up'), others: [{ status: 'down', passiveOnly: true }, { status: 'down' }], passiveOnly: false },
+  { name: 'own passive down, quorum up: up, no flag', own: passiveOwn, others: [{ status: 'up' }, { status: 'up' }], passiveOnly: false },
+];
+for (const row of passiveRows) {
+  t.test(row.name, async (t) => {
+    t.equal(combineHealth(row.own, row.others, undefined, 5000).passiveOnly === true, row.passiveOnly);
+  });
+}

@@ -1,5 +1,6 @@
 // Policy values for health tests: a site with test-friendly health settings.
 import type { HealthPolicy, SitePolicy, VerifyPolicy } from '../../src/config/policy.js';
+import { defaultPassive } from '../helpers/policy.js';
 
 export function makeSite(name: string, url: string, health: Partial<HealthPolicy> = {}, failureThreshold = 3): SitePolicy {
   return {
@@ -18,7 +19,7 @@ export function makeSite(name: string, url: string, health: Partial<HealthPolicy
       expectStatus: [200],
       ...health,
     },
-    passive: { failureThreshold },
+    passive: { ...defaultPassive, failureThreshold },
   };
 }
 

@@ -9,6 +9,7 @@
  * site.setIntegrity({ checksum: 'a1f3', lagSeconds: 2 });
  * await site.kill();               // the building dies: listener closed, open sockets destroyed
  * await site.revive();             // it comes back on the same port
+ * site.setPath('/boom', 'reset');  // one URL of the application drops the connection
  * ```
  *
  * Behaviours: `'ok'` (200, JSON echo), `'status:NNN'`, `'hang'` (read the request,
@@ -74,6 +75,8 @@ export interface FakeSite {
   setIntegrity(value: FakeIntegrity): void;
   /** Same behaviour for traffic and health: a whole building hanging, resetting or erroring. */
   setAll(behaviour: FakeBehaviour): void;
+  /** Live traffic whose path starts with `prefix` gets `behaviour` (null: back to the site's behaviour). */
+  setPath(prefix: string, behaviour: FakeBehaviour | null): void;
   clearRecords(): void;
   /** Close the listener and destroy every open socket (new connections are refused). */
   kill(): Promise<void>;
@@ -89,6 +92,11 @@ export async function startFakeSite(opts: FakeSiteOptions): Promise<FakeSite> {
   let behaviour: FakeBehaviour = opts.behaviour ?? 'ok';
   let health: FakeBehaviour = opts.health ?? 'ok';
   let integrity: FakeIntegrity = { checksum: 'same', lagSeconds: 0, ...opts.integrity };
+  const byPath = new Map<string, FakeBehaviour>();
+  const behaviourFor = (pathname: string): FakeBehaviour => {
+    for (const [prefix, b] of byPath) if (pathname.startsWith(prefix)) return b;
+    return behaviour;
+  };
   const requests: RecordedRequest[] = [];
   const counts = { traffic: 0, health: 0, integrity: 0, connections: 0 };
   const sockets = new Set<Socket>();
@@ -141,7 +149,7 @@ export async function startFakeSite(opts: FakeSiteOptions): Promise<FakeSite> {
       counts.traffic++;
       const body = Buffer.concat(chunks);
       requests.push({ method: req.method ?? 'GET', path, headers: req.headers, body, atMs: Date.now() });
-      answer(req, res, behaviour, () => JSON.stringify({ site: opts.name, method: req.method, path, bodyBytes: body.length }));
+      answer(req, res, behaviourFor(pathname ?? '/'), () => JSON.stringify({ site: opts.name, method: req.method, path, bodyBytes: body.length }));
     });
   };
   const server: Server = opts.tls
@@ -185,6 +193,10 @@ export async function startFakeSite(opts: FakeSiteOptions): Promise<FakeSite> {
     setHealth(b) { health = b; },
     setIntegrity(v) { integrity = { ...integrity, ...v }; },
     setAll(b) { behaviour = b; health = b; },
+    setPath(prefix, b) {
+      if (b === null) byPath.delete(prefix);
+      else byPath.set(prefix, b);
+    },
     clearRecords() {
       requests.length = 0;
       counts.traffic = 0;

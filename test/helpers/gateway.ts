@@ -13,7 +13,7 @@ export interface RigSite {
   /** Health probe settings over `fastHealth`. */
   readonly probe?: Partial<HealthPolicy>;
   readonly timeouts?: Partial<SitePolicy['timeouts']>;
-  readonly passive?: PassivePolicy;
+  readonly passive?: Partial<PassivePolicy>;
   readonly fake?: Omit<FakeSiteOptions, 'name'>;
 }
 

@@ -75,13 +75,16 @@ export class Load {
 
 export function request(
   url: string, agent: http.Agent | undefined,
-  opts: { method?: string; body?: string; headers?: Readonly<Record<string, string>> } = {},
+  opts: { method?: string; body?: string; headers?: Readonly<Record<string, string>>; localAddress?: string } = {},
 ): Promise<Outcome> {
   const startedMs = Date.now();
   return new Promise((resolve) => {
     const done = (o: Omit<Outcome, 'latencyMs' | 'startedMs'>) => resolve({ ...o, latencyMs: Date.now() - startedMs, startedMs });
+    // localAddress (another 127.x address) makes one test look like several clients.
     const send = url.startsWith('https:') ? https.request : http.request;
-    const req = send(url, { method: opts.method ?? 'GET', agent, headers: opts.headers }, (res) => {
+    const req = send(url, {
+      method: opts.method ?? 'GET', agent, headers: opts.headers, ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
+    }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => done({

@@ -6,6 +6,11 @@ import type {
 } from '../../src/config/policy.js';
 import type { RouteDecision, RouteTable } from '../../src/routing/route-table.js';
 
+/** The parser's defaults for `passive` (schema.ts). */
+export const defaultPassive: PassivePolicy = Object.freeze({
+  failureThreshold: 3, statuses: Object.freeze([502, 503, 504]), ratio: 0.5, minRequests: 20, minClients: 1, windowMs: 10_000,
+});
+
 export interface TestSiteInput {
   readonly name: string;
   readonly url: string;
@@ -73,7 +78,7 @@ function buildSite(s: TestSiteInput): SitePolicy {
       path: '/healthz', intervalMs: 1000, jitter: 0.1, timeoutMs: 500, rise: 2, fall: 2, expectStatus: [200],
       ...s.health,
     },
-    passive: { failureThreshold: 3, ...s.passive },
+    passive: { ...defaultPassive, ...s.passive },
     ...(s.tls ? { tls: s.tls } : {}),
   };
 }

@@ -156,18 +156,18 @@ t.test('pins: force a route onto a site and release it', async (t) => {
   t.equal((await request(`${rig.gateway.proxyUrl}/x`, undefined)).site, 'cyber1');
 });
 
-t.test('passive detection: a site answering 5xx to live traffic is marked down', async (t) => {
+t.test('passive detection: a site failing live traffic above the ratio is probed at once, and down when the probe fails too', async (t) => {
   const rig = await startRig(t, [
-    { name: 'cyber1', building: 'gedung-cyber-1', probe: { intervalMs: 60_000 }, passive: { failureThreshold: 3 } },
-    { name: 'serpong', building: 'serpong-dc', probe: { intervalMs: 60_000 } },
+    { name: 'cyber1', building: 'gedung-cyber-1', probe: { intervalMs: 60_000, timeoutMs: 2000 }, passive: { minRequests: 5, failureThreshold: 3 } },
+    { name: 'serpong', building: 'serpong-dc', probe: { intervalMs: 60_000, timeoutMs: 2000 } },
   ], () => ({ routes: [{ name: 'ceir', sites: ['cyber1', 'serpong'], retry: { on: [] } }] }));
-  rig.sites.cyber1!.set('status:500');
+  rig.sites.cyber1!.setAll('status:503');
   const codes: number[] = [];
-  for (let i = 0; i < 4; i++) codes.push((await request(`${rig.gateway.proxyUrl}/x`, undefined)).status!);
-  t.same(codes.slice(0, 3), [500, 500, 500], '5xx passed through while under the threshold (not in retry.on)');
-  t.equal(codes[3], 200, 'after 3 consecutive 5xx the site is down and serpong answers');
-  t.equal(rig.gateway.control.health('cyber1')!.status, 'down');
-  t.match(rig.gateway.control.health('cyber1')!.reason, /3 consecutive 5xx/);
+  for (let i = 0; i < 5; i++) codes.push((await request(`${rig.gateway.proxyUrl}/x`, undefined)).status!);
+  t.same(codes, [503, 503, 503, 503, 503], '503s passed through while under the volume (not in retry.on)');
+  await waitFor(() => rig.gateway.control.health('cyber1')!.status === 'down', { timeoutMs: 5000, message: 'probe confirmed' });
+  t.match(rig.gateway.control.health('cyber1')!.reason, /^live traffic failing \(5 of 5 requests failed in 10s \(last: status 503\)\) and a probe confirmed it \(status 503\)$/);
+  t.equal((await request(`${rig.gateway.proxyUrl}/x`, undefined)).site, 'serpong', 'serpong answers');
 });
 
 t.test('a reload that rotates the admin token retires the old one at once', async (t) => {

@@ -54,8 +54,9 @@ t.test('a site dying after the headers destroys the client response (error, not 
     req.end();
   });
   t.equal(outcome, 'error');
-  await waitFor(() => h.passive.failed.length === 1, { message: 'passive failure reported' });
-  t.same(h.passive.failed, [['a', 'response aborted mid-body']]);
+  await waitFor(() => h.passive.requestFailed.length === 1, { message: 'passive failure reported' });
+  t.same(h.passive.requestFailed, [['a', 'response aborted mid-body']], 'after the headers: request evidence');
+  t.same(h.passive.failed, [], 'not site evidence');
 });
 
 t.test('siteDown(): a GET hanging on the downed site is re-sent to the next site at once', async (t) => {

@@ -91,8 +91,9 @@ t.test('no other site: 502 on reset, naming the site', async (t) => {
   t.equal(res.status, 502);
   t.equal(res.headers['x-detour-site'], 'a');
   t.match(res.text, /site "a" failed/);
-  t.equal(h.passive.failed.length, 1);
-  t.equal(h.passive.failed[0]![0], 'a');
+  t.same(h.passive.failed, [], 'a reset after the request was sent is not site evidence...');
+  t.equal(h.passive.requestFailed.length, 1, '...it is request evidence');
+  t.equal(h.passive.requestFailed[0]![0], 'a');
   t.equal(await h.metric('detour_requests_total', { route: 'r', site: 'a', code: '502' }), 1);
 });
 
@@ -111,7 +112,7 @@ t.test('no other site: 504 when the response times out', async (t) => {
   t.equal(res.headers['x-detour-site'], 'a');
   t.ok(ms >= 140 && ms < 1500, `timed out after about responseMs (${ms.toFixed(0)}ms)`);
   t.same(h.passive.failed, [], 'a slow answer does not mark the site down at once...');
-  t.same(h.passive.responded, [['a', 504]], '...it counts toward the 5xx streak');
+  t.match(h.passive.requestFailed, [['a', /response timeout/]], '...it counts toward the failure ratio');
 });
 
 t.test('a response timeout is retried on the next site', async (t) => {
@@ -186,7 +187,7 @@ t.test('a site answering garbage instead of HTTP: 502, counted like a 5xx, not r
   t.equal(other.headers['x-detour-site'], 'g');
   t.equal(b.counts.traffic, 0, 'not retried on b');
   t.same(h.passive.failed, [], 'not a connection failure (no instant down)');
-  t.same(h.passive.responded, [['g', 502], ['g', 502]], 'counted toward the 5xx streak');
+  t.match(h.passive.requestFailed, [['g', /bad response/], ['g', /bad response/]], 'counted toward the failure ratio');
 });
 
 t.test('a response header over Node\'s default 16 KiB limit passes through (not a parse error)', async (t) => {

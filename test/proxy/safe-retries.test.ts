@@ -39,7 +39,9 @@ t.test('a connection reset after the request was sent', async (t) => {
       t.equal(res.status, resent ? 200 : 502);
       t.equal(res.headers['x-detour-site'], resent ? 'b' : 'a');
       if (resent) t.equal(b.requests[0]?.body.toString(), 'payload');
-      t.equal(h.passive.failed.length, 1, 'the reset is still a connection failure');
+      t.equal(h.passive.failed.length, 0, 'a reset after the request was sent is not site evidence');
+      t.equal(h.passive.requestFailed.length, 1, 'it counts toward a\'s failure ratio');
+      t.equal(h.passive.requestFailed[0]![0], 'a');
     });
   }
 });

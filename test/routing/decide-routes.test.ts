@@ -19,11 +19,14 @@ interface Expect {
   blocked?: BlockedReason;
   reasonMatch?: RegExp;
   transition?: FailoverReason | null;
+  /** The site served although passive evidence alone marked it down (null: none). */
+  passiveIgnored?: string | null;
 }
 
 interface Step {
   at: number;
-  health?: Record<string, HealthStatus>;
+  /** 'passive-down': down on live-traffic evidence alone, not confirmed by a probe. */
+  health?: Record<string, HealthStatus | 'passive-down'>;
   drainSites?: string[];
   drainBuildings?: string[];
   pins?: Record<string, string>;
@@ -44,6 +47,44 @@ interface Scenario {
 const twoSites = [{ name: 'cyber1', building: 'gedung-cyber-1' }, { name: 'serpong', building: 'serpong-dc' }];
 
 const scenarios: Scenario[] = [
+  {
+    name: 'passive evidence alone never takes out a route\'s last site; a probe or a drain may',
+    routes: [{ name: 'ceir', sites: ['cyber1', 'serpong'] }],
+    steps: [
+      { at: 0, health: { cyber1: 'up', serpong: 'up' }, expect: { ceir: { state: 'preferred', active: 'cyber1', passiveIgnored: null } } },
+      {
+        at: 1000, health: { cyber1: 'passive-down' },
+        expect: { ceir: { state: 'failed-over', active: 'serpong', transition: 'site_down', passiveIgnored: null } },
+      },
+      {
+        at: 2000, health: { serpong: 'passive-down' },
+        expect: { ceir: { state: 'failed-over', active: 'serpong', weights: ['serpong:100'], passiveIgnored: 'serpong',
+          reasonMatch: /^passive evidence ignored: it would leave ceir with no site; serving from serpong down \(live traffic failed/ } },
+      },
+      {
+        at: 3000, health: { serpong: 'down' },
+        expect: { ceir: { state: 'preferred', active: 'cyber1', transition: 'site_down', passiveIgnored: 'cyber1' } },
+      },
+      { at: 4000, health: { cyber1: 'down' }, expect: { ceir: { state: 'unavailable', active: null, passiveIgnored: null } } },
+      { at: 5000, health: { cyber1: 'up' }, expect: { ceir: { state: 'preferred', active: 'cyber1', passiveIgnored: null } } },
+      {
+        at: 6000, health: { cyber1: 'passive-down', serpong: 'passive-down' }, drainSites: ['cyber1'],
+        expect: { ceir: { state: 'failed-over', active: 'serpong', passiveIgnored: 'serpong' } },
+      },
+      { at: 7000, drainSites: ['cyber1', 'serpong'], expect: { ceir: { state: 'unavailable', active: null, passiveIgnored: null } } },
+    ],
+  },
+  {
+    name: 'the last-site rule is per route: a site shared with a healthier route is still left by that route',
+    routes: [{ name: 'ceir', sites: ['cyber1'] }, { name: 'visa', sites: ['cyber1', 'serpong'] }],
+    steps: [
+      { at: 0, health: { cyber1: 'up', serpong: 'up' }, expect: { ceir: { state: 'preferred', active: 'cyber1' }, visa: { state: 'preferred', active: 'cyber1' } } },
+      {
+        at: 1000, health: { cyber1: 'passive-down' },
+        expect: { ceir: { state: 'preferred', active: 'cyber1', passiveIgnored: 'cyber1' }, visa: { state: 'failed-over', active: 'serpong', passiveIgnored: null } },
+      },
+    ],
+  },
   {
     name: 'starts on the first site; fails over at once when it goes down',
     routes: [{ name: 'ceir', sites: ['cyber1', 'serpong'] }],
@@ -343,7 +384,10 @@ const scenarios: Scenario[] = [
   },
 ];
 
-function health(status: HealthStatus, sinceMs: number): SiteHealth {
+function health(status: HealthStatus | 'passive-down', sinceMs: number): SiteHealth {
+  if (status === 'passive-down') {
+    return { status: 'down', passes: 0, fails: 0, sinceMs, reason: 'live traffic failed (connect ECONNREFUSED)', passiveOnly: true };
+  }
   return { status, passes: 0, fails: 0, sinceMs, reason: status === 'down' ? '2 failed probes (connect ECONNREFUSED)' : 'probes passing' };
 }
 
@@ -361,7 +405,9 @@ function runScenario(s: Scenario): Array<{ step: Step; table: RouteTable }> {
   const out: Array<{ step: Step; table: RouteTable }> = [];
   for (const step of s.steps) {
     for (const [site, status] of Object.entries(step.health ?? {})) {
-      if (healthMap.get(site)?.status !== status) healthMap.set(site, health(status, step.at));
+      const was = healthMap.get(site);
+      const wasKey = was?.passiveOnly ? 'passive-down' : was?.status;
+      if (wasKey !== status) healthMap.set(site, health(status, step.at));
     }
     if (step.drainSites) drainedSites = new Set(step.drainSites);
     if (step.drainBuildings) drainedBuildings = new Set(step.drainBuildings);
@@ -403,6 +449,7 @@ for (const s of scenarios) {
         if (want.blocked) t.equal(d.blocked?.code, want.blocked, `${at}: blocked code`);
         if (want.reasonMatch) t.match(d.reason, want.reasonMatch, `${at}: reason`);
         if (want.transition !== undefined) t.equal(d.transition?.reason ?? null, want.transition, `${at}: transition`);
+        if (want.passiveIgnored !== undefined) t.equal(d.passiveIgnored ?? null, want.passiveIgnored, `${at}: passiveIgnored`);
       }
       if (step.nextWake !== undefined) t.equal(table.nextWakeMs, step.nextWake, `t=${step.at}: nextWakeMs`);
     }
