@@ -11,7 +11,7 @@ import { decideRoutes } from './routing/decide-routes.js';
 import type {
   Approval, IntegrityVerdict, Overrides, RouteDecision, RouteTable,
 } from './routing/route-table.js';
-import type { SharedState, StateOp, StateStore } from './state/state-store.js';
+import { ownValue, type SharedState, type StateOp, type StateStore } from './state/state-store.js';
 import type { Metrics } from './metrics/metrics.js';
 import type {
   ControlResult, DrainTarget, GatewayEvent, RouteStatus, SiteStatus, StatusDocument,
@@ -201,7 +201,7 @@ export class ControlPlane {
 
   unpin(route: string): ControlResult {
     if (!this.#policy.routes.some((x) => x.name === route)) return { ok: false, code: 'not_found', message: `unknown route ${route}` };
-    if (this.#shared.pins[route] === undefined) return { ok: true, message: `route ${route} was not pinned` };
+    if (ownValue(this.#shared.pins, route) === undefined) return { ok: true, message: `route ${route} was not pinned` };
     this.#record({ type: 'unpinned', route, message: `route ${route} unpinned` });
     this.#store.apply({ op: 'unpin', route });
     return { ok: true, message: `route ${route} unpinned` };
@@ -363,7 +363,7 @@ export class ControlPlane {
     const combined = new Map<string, SiteHealth>();
     for (const [site, own] of this.#own) {
       const others = useOthers
-        ? Object.entries(this.#shared.health[site] ?? {}).filter(([replica]) => replica !== this.#store.replicaId).map(([, v]) => v)
+        ? Object.entries(ownValue(this.#shared.health, site) ?? {}).filter(([replica]) => replica !== this.#store.replicaId).map(([, v]) => v)
         : [];
       combined.set(site, combineHealth(own, others, this.#health.get(site), now));
     }
@@ -455,9 +455,9 @@ export class ControlPlane {
       const { from, to, reason, forced } = d.transition;
       this.#metrics.failovers.inc({ route, from: from ?? 'none', to: to ?? 'none', reason });
       // Approvals are spent once the route has moved.
-      if (this.#shared.failoverApprovals[route]) spent.push({ op: 'clearApproval', kind: 'failover', route });
+      if (ownValue(this.#shared.failoverApprovals, route)) spent.push({ op: 'clearApproval', kind: 'failover', route });
       // An approval was for one move; whatever moved, the next move needs its own.
-      if (this.#shared.failbackApprovals[route]) spent.push({ op: 'clearApproval', kind: 'failback', route });
+      if (ownValue(this.#shared.failbackApprovals, route)) spent.push({ op: 'clearApproval', kind: 'failback', route });
       const type = reason === 'failback' ? 'failedBack' : to === null ? 'routeUnavailable' : 'failedOver';
       const words = to === null
         ? `route ${route} unavailable: ${d.reason}`
