@@ -7,7 +7,8 @@ import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import type { Policy } from './config/policy.js';
 import { formatPolicyError, type PolicyError } from './config/policy.js';
-import { loadPolicyFile } from './config/load-policy.js';
+import { loadPolicyFileOffThread } from './config/load-off-thread.js';
+import type { ParseResult } from './config/policy.js';
 import { verifyTargets } from './routing/verify-targets.js';
 import { ControlPlane } from './control-plane.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
@@ -36,6 +37,8 @@ export interface GatewayOptions {
   readonly store?: StateStore;
   /** This replica's id in the shared store. */
   readonly replicaId?: string;
+  /** How a reload reads the policy file (default: read and parse on a worker thread). */
+  readonly loadPolicy?: (file: string) => Promise<ParseResult>;
 }
 
 export type ReloadResult =
@@ -175,8 +178,13 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     return { ok: true, message: `policy reloaded: ${effective.routes.length} routes, ${effective.sites.length} sites${note}` };
   };
 
-  const reload = async (): Promise<ReloadResult> => {
-    const result = await loadPolicyFile(policy.file);
+  const loadPolicy = opts.loadPolicy ?? (async (file: string) => {
+    const load = await loadPolicyFileOffThread(file);
+    if (!load.offThread) logger.warn({ err: load.workerError }, 'policy parsed on the main thread: the worker thread failed');
+    return load.result;
+  });
+  const reloadOnce = async (): Promise<ReloadResult> => {
+    const result = await loadPolicy(policy.file);
     if (!result.ok) {
       metrics.configReloads.inc({ result: 'failure' });
       const lines = result.errors.map(formatPolicyError);
@@ -186,6 +194,22 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       return { ok: false, errors: result.errors };
     }
     return applyPolicy(result.policy);
+  };
+  // Reloads run one at a time, each reading the file when it starts, so the last
+  // read wins: a slow parse of an older, larger file can no longer finish after
+  // a newer one and put the old policy back. Requests that arrive while one runs
+  // share the next reload (its read starts after all of them asked).
+  let reloadTail: Promise<unknown> = Promise.resolve();
+  let nextReload: Promise<ReloadResult> | undefined;
+  const reload = (): Promise<ReloadResult> => {
+    if (nextReload !== undefined) return nextReload;
+    const run = reloadTail.then(() => {
+      nextReload = undefined;
+      return reloadOnce();
+    });
+    nextReload = run;
+    reloadTail = run.catch(() => undefined);
+    return run;
   };
 
   const adminControl: AdminControl = {
