@@ -6,7 +6,6 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { checkPolicyFile, loadPolicyFile } from './config/load-policy.js';
 import { formatPolicyError } from './config/policy.js';
-import { PolicyWatcher } from './config/watch-policy.js';
 import { startGateway } from './gateway.js';
 import { createLogger } from './logger.js';
 import { registerAdminCommands } from './admin/cli-commands.js';
@@ -74,13 +73,12 @@ async function runStart(opts: { config: string; watch: boolean; logLevel: string
     io.setExitCode(1);
     return;
   }
-  const gateway = await startGateway({ policy: loaded.policy, logger });
+  const gateway = await startGateway({ policy: loaded.policy, logger, watch: opts.watch });
   const reload = async (why: string) => {
     const result = await gateway.reload();
     if (result.ok) logger.info({ trigger: why }, result.message);
     else logger.error({ trigger: why, errors: result.errors.map(formatPolicyError) }, 'policy reload failed; keeping the last good policy');
   };
-  const watcher = opts.watch ? new PolicyWatcher({ file: opts.config, onChange: () => void reload('file change') }) : undefined;
   process.on('SIGHUP', () => void reload('SIGHUP'));
   let stopping = false;
   const stop = (signal: string) => {
@@ -90,7 +88,6 @@ async function runStart(opts: { config: string; watch: boolean; logLevel: string
     }
     stopping = true;
     logger.info({ signal, inFlight: undefined }, `${signal}: draining in-flight requests, then exiting`);
-    watcher?.close();
     void gateway.close().then(() => {
       logger.info('detour stopped');
       logger.flush?.();

@@ -8,6 +8,7 @@ import { Registry } from 'prom-client';
 import type { Policy } from './config/policy.js';
 import { formatPolicyError, type PolicyError } from './config/policy.js';
 import { loadPolicyFileOffThread } from './config/load-off-thread.js';
+import { PolicyWatcher, type WatchStatus } from './config/watch-policy.js';
 import type { ParseResult } from './config/policy.js';
 import { verifyTargets } from './routing/verify-targets.js';
 import { ControlPlane } from './control-plane.js';
@@ -39,6 +40,8 @@ export interface GatewayOptions {
   readonly replicaId?: string;
   /** How a reload reads the policy file (default: read and parse on a worker thread). */
   readonly loadPolicy?: (file: string) => Promise<ParseResult>;
+  /** Reload when the policy file changes (detour start does, unless --no-watch). */
+  readonly watch?: boolean | { readonly debounceMs?: number; readonly pollMs?: number };
 }
 
 export type ReloadResult =
@@ -88,8 +91,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       drainedSites: drains.sites,
       drainedBuildings: drains.buildings,
       stateStoreUp: control.stateStoreUp,
+      configWatchUp: configWatch?.up,
     };
   });
+  let configWatch: WatchStatus | undefined;
 
   const notifier = new WebhookNotifier({ logger: logger.child({ component: 'notify' }), metrics });
   notifier.update(policy.notify.webhooks);
@@ -213,7 +218,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   };
 
   const adminControl: AdminControl = {
-    status: () => control.status(),
+    status: () => (configWatch ? { ...control.status(), configWatch } : control.status()),
     metrics: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
     drain: async (t) => control.drain(t),
     undrain: async (t) => control.undrain(t),
@@ -235,9 +240,33 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     throw err;
   }
 
+  const watchOptions = opts.watch === true ? {} : opts.watch || undefined;
+  const watcher = watchOptions === undefined ? undefined : new PolicyWatcher({
+    file: policy.file,
+    ...watchOptions,
+    onChange: () => {
+      void reload().then((result) => {
+        if (result.ok) logger.info({ trigger: 'file change' }, result.message);
+        else logger.error({ trigger: 'file change', errors: result.errors.map(formatPolicyError) }, 'policy reload failed; keeping the last good policy');
+      }, (err: unknown) => logger.error({ err, trigger: 'file change' }, 'policy reload failed'));
+    },
+    // A watch that died (its directory replaced, say) would miss every edit
+    // without a word; the poll keeps reloads coming, and this says so.
+    onStatus: (status) => {
+      const first = configWatch === undefined;
+      configWatch = status;
+      if (first && status.up) return;
+      control.recordEvent({
+        type: status.up ? 'configWatchUp' : 'configWatchDown',
+        message: status.up ? `policy file watch ${status.detail}` : `policy file watch lost: ${status.detail}`,
+      }, status.up ? 'info' : 'warn');
+    },
+  });
+
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
+      watcher?.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       await forwarder.close(policy.shutdown.graceMs);

@@ -2,6 +2,7 @@
 // a large, older file must never finish after a newer, small one and put the
 // old policy back (file watch, SIGHUP and POST /reload all go through reload()).
 import t from 'tap';
+import { mkdirSync, rmSync } from 'node:fs';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
@@ -74,4 +75,57 @@ t.test('overlapping reloads: one at a time, the last read of the file wins', asy
   const viaAdmin = await fetch(`${gateway.adminUrl}/reload`, { method: 'POST', headers: { authorization: 'Bearer tok-0123456789abcdef' } });
   t.equal(viaAdmin.status, 200);
   t.same(reads, [3000, 2, 2]);
+});
+
+t.test('the policy directory replaced (rm -rf, created again): edits are still picked up, and the lost watch is reported', async (t) => {
+  const site = await startFakeSite({ name: 'a' });
+  t.teardown(() => site.close());
+  const root = t.testdir({});
+  const dir = join(root, 'etc');
+  const file = join(dir, 'policy.yaml');
+  mkdirSync(dir);
+  await writeFile(file, policyText(site.url, 1, 'tok-0123456789abcdef'));
+  const first = parsePolicy(await readFile(file, 'utf8'), file, {});
+  if (!first.ok) throw new Error('bad fixture');
+  const gateway = await startGateway({
+    policy: first.policy, logger: silentLogger(), registry: new Registry(), firstRoundTimeoutMs: 500,
+    watch: { debounceMs: 20, pollMs: 50 },
+  });
+  t.teardown(() => gateway.close());
+  const status = async () => (await (await fetch(`${gateway.adminUrl}/status`)).json()) as {
+    configWatch: { up: boolean; detail: string }; events: Array<{ type: string; message: string }>;
+  };
+  t.match((await status()).configWatch, { up: true, detail: `watching ${dir}` });
+
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir);
+  await writeFile(file, policyText(site.url, 2, 'tok-0123456789abcdef'));
+  await waitFor(() => gateway.control.policy.routes.length === 2, { timeoutMs: 5000, message: 'the file in the new directory reloaded' });
+
+  // Edit again: the watch must be on the new directory now, not deaf on the old one.
+  await writeFile(file, policyText(site.url, 3, 'tok-0123456789abcdef'));
+  await waitFor(() => gateway.control.policy.routes.length === 3, { timeoutMs: 5000, message: 'a later edit reloaded too' });
+  const doc = await status();
+  t.match(doc.configWatch, { up: true, detail: `watching ${dir}` });
+  const lost = doc.events.find((e) => e.type === 'configWatchDown');
+  t.match(lost?.message, /^policy file watch lost: .*etc was (removed or replaced|removed|replaced); polling every 50ms$/, 'the lost watch is an event');
+  t.ok(doc.events.some((e) => e.type === 'configWatchUp'), 'and so is the watch coming back');
+  const metrics = await (await fetch(`${gateway.adminUrl}/metrics`)).text();
+  t.match(metrics, /^detour_config_watch_up 1$/m);
+});
+
+t.test('detour_config_watch_up is 0 only while the watch is down', async (t) => {
+  const { createMetrics } = await import('../../src/metrics/metrics.js');
+  let configWatchUp: boolean | undefined;
+  const registry = new Registry();
+  const metrics = createMetrics(registry);
+  metrics.bindState(() => ({
+    table: undefined, sites: [], drainedSites: new Set(), drainedBuildings: new Set(), stateStoreUp: undefined, configWatchUp,
+  }));
+  const value = async () => /^detour_config_watch_up (\d)$/m.exec(await registry.metrics())?.[1];
+  t.equal(await value(), '1', 'not watching (--no-watch): nothing is wrong');
+  configWatchUp = false;
+  t.equal(await value(), '0', 'watch lost: edits only seen by the poll');
+  configWatchUp = true;
+  t.equal(await value(), '1');
 });
