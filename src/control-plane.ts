@@ -64,6 +64,8 @@ export class ControlPlane {
   #dirty = false;
   /** The coalesced recompute at the end of this turn of the event loop. */
   #flushTimer: NodeJS.Immediate | undefined;
+  /** siteDown notices waiting for the decision that has their site down. */
+  readonly #siteDowns: Array<() => void> = [];
   /** Until started(): sites are still getting their first verdicts; routes settle without counting as failovers. */
   #starting: boolean;
 
@@ -126,12 +128,19 @@ export class ControlPlane {
   }
 
   subscribe(listener: ControlPlaneListener): () => void {
-    // siteDown promises the new table is in place; decide first if a change is pending.
+    // siteDown promises the new table is in place: it is delivered right after
+    // the coalesced decision that has the site down (a hundred sites failing in
+    // one turn is still one decision, then a hundred notices).
     const { siteDown } = listener;
     const wrapped: ControlPlaneListener = {
       ...(listener.tableChanged ? { tableChanged: listener.tableChanged.bind(listener) } : {}),
       ...(listener.event ? { event: listener.event.bind(listener) } : {}),
-      ...(siteDown ? { siteDown: (site: string) => { this.#flush(); siteDown.call(listener, site); } } : {}),
+      ...(siteDown ? {
+        siteDown: (site: string) => {
+          this.#siteDowns.push(() => siteDown.call(listener, site));
+          this.#recompute();
+        },
+      } : {}),
     };
     this.#listeners.add(wrapped);
     return () => this.#listeners.delete(wrapped);
@@ -461,6 +470,7 @@ export class ControlPlane {
       this.#recomputing = false;
     }
     for (const op of spent) this.#store.apply(op);
+    for (const notify of this.#siteDowns.splice(0)) notify();
   }
 
   #recomputeOnce(spent: StateOp[]): void {
