@@ -75,14 +75,14 @@ async function runStart(opts: { config: string; watch: boolean; logLevel: string
     io.setExitCode(1);
     return;
   }
-  const gateway = await startGateway({ policy: loaded.policy, logger });
+  const gateway = await startGateway({ policy: loaded.policy, logger, watch: opts.watch });
   const reload = async (why: string) => {
     const result = await gateway.reload();
     watchMaterial();
     if (result.ok) logger.info({ trigger: why }, result.message);
     else logger.error({ trigger: why, errors: result.errors.map(formatPolicyError) }, 'policy reload failed; keeping the last good policy');
   };
-  const watcher = opts.watch ? new PolicyWatcher({ file: opts.config, onChange: () => void reload('file change') }) : undefined;
+  // The policy file itself is watched by the gateway (opts.watch).
   // Certificates, keys and the token file are watched too (cert-manager, Vault agents rewrite them in place).
   const fileWatchers = new Map<string, PolicyWatcher>();
   const watchMaterial = () => {
@@ -108,7 +108,6 @@ async function runStart(opts: { config: string; watch: boolean; logLevel: string
     }
     stopping = true;
     logger.info({ signal, inFlight: undefined }, `${signal}: draining in-flight requests, then exiting`);
-    watcher?.close();
     for (const w of fileWatchers.values()) w.close();
     void gateway.close().then(() => {
       logger.info('detour stopped');

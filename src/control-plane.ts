@@ -4,14 +4,14 @@
 // inputs -> decideRoutes -> table -> listeners (proxy, verifier, events). The
 // data plane only reads `table`.
 import type { Logger } from './logger.js';
-import type { Policy } from './config/policy.js';
+import { indexPolicy, type Policy } from './config/policy.js';
 import { initialHealth, stepHealth, type HealthEvent, type SiteHealth } from './health/health-state.js';
 import { combineHealth } from './health/quorum.js';
 import { decideRoutes } from './routing/decide-routes.js';
 import type {
   Approval, IntegrityVerdict, Overrides, RouteDecision, RouteTable,
 } from './routing/route-table.js';
-import type { SharedState, StateOp, StateStore } from './state/state-store.js';
+import { ownValue, type SharedState, type StateOp, type StateStore } from './state/state-store.js';
 import type { Metrics } from './metrics/metrics.js';
 import type {
   ControlResult, DrainTarget, GatewayEvent, RouteStatus, SiteStatus, StatusDocument,
@@ -62,7 +62,12 @@ export class ControlPlane {
   #wakeTimer: NodeJS.Timeout | undefined;
   #closed = false;
   #recomputing = false;
+  /** An input changed since the table was last decided. */
   #dirty = false;
+  /** The coalesced recompute at the end of this turn of the event loop. */
+  #flushTimer: NodeJS.Immediate | undefined;
+  /** siteDown notices waiting for the decision that has their site down. */
+  readonly #siteDowns: Array<() => void> = [];
   /** Until started(): sites are still getting their first verdicts; routes settle without counting as failovers. */
   #starting: boolean;
 
@@ -105,7 +110,9 @@ export class ControlPlane {
     this.#starting = false;
   }
 
+  /** Always current: a change not decided yet is decided now (see #recompute). */
   get table(): RouteTable {
+    this.#flush();
     return this.#table;
   }
 
@@ -114,6 +121,7 @@ export class ControlPlane {
   }
 
   health(site: string): SiteHealth | undefined {
+    this.#flush();
     return this.#health.get(site);
   }
 
@@ -122,8 +130,23 @@ export class ControlPlane {
   }
 
   subscribe(listener: ControlPlaneListener): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    // siteDown promises the new table is in place: it is delivered right after
+    // the coalesced decision that has the site down (a hundred sites failing in
+    // one turn is still one decision, then a hundred notices).
+    const { siteDown } = listener;
+    const wrapped: ControlPlaneListener = {
+      ...(listener.tableChanged ? { tableChanged: listener.tableChanged.bind(listener) } : {}),
+      ...(listener.event ? { event: listener.event.bind(listener) } : {}),
+      ...(listener.siteSuspected ? { siteSuspected: listener.siteSuspected.bind(listener) } : {}),
+      ...(siteDown ? {
+        siteDown: (site: string) => {
+          this.#siteDowns.push(() => siteDown.call(listener, site));
+          this.#recompute();
+        },
+      } : {}),
+    };
+    this.#listeners.add(wrapped);
+    return () => this.#listeners.delete(wrapped);
   }
 
   // ---- inputs -------------------------------------------------------------
@@ -173,6 +196,7 @@ export class ControlPlane {
     this.#record({ type: 'drained', site: target.kind === 'site' ? target.name : undefined,
       message: `${target.kind} ${target.name} drained: no new requests will reach it`, reason: target.kind });
     this.#store.apply({ op: 'drain', kind: target.kind, name: target.name });
+    this.#flush();
     return { ok: true, message: `${target.kind} ${target.name} drained` };
   }
 
@@ -190,32 +214,36 @@ export class ControlPlane {
     this.#record({ type: 'undrained', site: target.kind === 'site' ? target.name : undefined,
       message: `${target.kind} ${target.name} undrained`, reason: target.kind });
     this.#store.apply({ op: 'undrain', kind: target.kind, name: target.name });
+    this.#flush();
     const still = inPolicy ? ' (still drained by the policy file)' : '';
     return { ok: true, message: `${target.kind} ${target.name} undrained${still}` };
   }
 
   pin(route: string, site: string): ControlResult {
-    const r = this.#policy.routes.find((x) => x.name === route);
+    const index = indexPolicy(this.#policy);
+    const r = index.routes.get(route);
     if (!r) return { ok: false, code: 'not_found', message: `unknown route ${route}` };
-    if (!this.#policy.sites.some((s) => s.name === site)) return { ok: false, code: 'not_found', message: `unknown site ${site}` };
+    if (!index.sites.has(site)) return { ok: false, code: 'not_found', message: `unknown site ${site}` };
     if (!r.sites.includes(site)) {
       return { ok: false, code: 'bad_request', message: `site ${site} is not one of route ${route}'s sites (${r.sites.join(', ')})` };
     }
     this.#record({ type: 'pinned', route, site, message: `route ${route} pinned to ${site}` });
     this.#store.apply({ op: 'pin', route, site });
+    this.#flush();
     return { ok: true, message: `route ${route} pinned to ${site}` };
   }
 
   unpin(route: string): ControlResult {
-    if (!this.#policy.routes.some((x) => x.name === route)) return { ok: false, code: 'not_found', message: `unknown route ${route}` };
-    if (this.#shared.pins[route] === undefined) return { ok: true, message: `route ${route} was not pinned` };
+    if (!indexPolicy(this.#policy).routes.has(route)) return { ok: false, code: 'not_found', message: `unknown route ${route}` };
+    if (ownValue(this.#shared.pins, route) === undefined) return { ok: true, message: `route ${route} was not pinned` };
     this.#record({ type: 'unpinned', route, message: `route ${route} unpinned` });
     this.#store.apply({ op: 'unpin', route });
+    this.#flush();
     return { ok: true, message: `route ${route} unpinned` };
   }
 
   approveFailback(route: string, force: boolean): ControlResult {
-    const d = this.#table.byName.get(route);
+    const d = this.table.byName.get(route);
     if (!d) return { ok: false, code: 'not_found', message: `unknown route ${route}` };
     if (!d.preferred || d.active === d.preferred) {
       return { ok: false, code: 'conflict', message: `route ${route} has no failback pending (${d.state}: ${d.reason})` };
@@ -228,17 +256,17 @@ export class ControlPlane {
     }, force ? 'warn' : 'info');
     const site = d.ramp?.to ?? d.preferred;
     this.#store.apply({ op: 'approveFailback', route, approval: { atMs: this.#now(), force, site } });
-    const now = this.#table.byName.get(route)!;
+    const now = this.table.byName.get(route)!;
     return { ok: true, message: `failback of ${route} approved; now ${now.state}: ${now.reason}` };
   }
 
   approveFailover(route: string): ControlResult {
-    const d = this.#table.byName.get(route);
+    const d = this.table.byName.get(route);
     if (!d) return { ok: false, code: 'not_found', message: `unknown route ${route}` };
     if (!d.pendingFailover) return { ok: false, code: 'conflict', message: `route ${route} has no failover pending (${d.state})` };
     this.#record({ type: 'failoverApproved', route, message: `route ${route} failover to ${d.pendingFailover.to} approved by an operator` });
     this.#store.apply({ op: 'approveFailover', route, approval: { atMs: this.#now(), force: false, site: d.pendingFailover.to } });
-    return { ok: true, message: `route ${route} failed over to ${this.#table.byName.get(route)!.active}` };
+    return { ok: true, message: `route ${route} failed over to ${this.table.byName.get(route)!.active}` };
   }
 
   /** Swap in a new, already validated policy. Health of unchanged sites survives. */
@@ -254,8 +282,9 @@ export class ControlPlane {
         if (before) this.#store.forgetHealth(site.name);
       }
     }
+    const kept = indexPolicy(policy).sites;
     for (const name of old.keys()) {
-      if (policy.sites.some((s) => s.name === name)) continue;
+      if (kept.has(name)) continue;
       this.#own.delete(name);
       this.#store.forgetHealth(name);
     }
@@ -280,6 +309,7 @@ export class ControlPlane {
   }
 
   events(): readonly GatewayEvent[] {
+    this.#flush();
     return this.#events;
   }
 
@@ -289,10 +319,12 @@ export class ControlPlane {
   }
 
   status(): StatusDocument {
+    this.#flush();
     const drains = this.effectiveDrains();
     const iso = (ms: number) => new Date(ms).toISOString();
+    const index = indexPolicy(this.#policy);
     const routes: RouteStatus[] = this.#table.routes.map((d) => {
-      const r = this.#policy.routes.find((x) => x.name === d.name)!;
+      const r = index.routes.get(d.name)!;
       const v = this.#integrity.get(d.name);
       return {
         name: d.name, priority: r.priority, sites: r.sites, state: d.state, active: d.active,
@@ -331,15 +363,16 @@ export class ControlPlane {
   close(): void {
     this.#closed = true;
     clearTimeout(this.#wakeTimer);
+    clearImmediate(this.#flushTimer);
+    this.#flushTimer = undefined;
     this.#listeners.clear();
   }
 
   // ---- internals ----------------------------------------------------------
 
   #checkDrainTarget(target: DrainTarget): ControlResult {
-    const known = target.kind === 'site'
-      ? this.#policy.sites.some((s) => s.name === target.name)
-      : this.#policy.sites.some((s) => s.building === target.name);
+    const index = indexPolicy(this.#policy);
+    const known = target.kind === 'site' ? index.sites.has(target.name) : index.buildings.has(target.name);
     return known
       ? { ok: true, message: '' }
       : { ok: false, code: 'not_found', message: `unknown ${target.kind} ${target.name}` };
@@ -351,7 +384,7 @@ export class ControlPlane {
 
   #stepSite(site: string, event: HealthEvent): void {
     const prev = this.#own.get(site);
-    const policySite = this.#policy.sites.find((s) => s.name === site);
+    const policySite = indexPolicy(this.#policy).sites.get(site);
     if (!prev || !policySite) return; // a probe that finished after its site was removed
     const step = stepHealth(prev, event, policySite.health, this.#now());
     this.#own.set(site, step.health);
@@ -393,7 +426,7 @@ export class ControlPlane {
     const combined = new Map<string, SiteHealth>();
     for (const [site, own] of this.#own) {
       const others = useOthers
-        ? Object.entries(this.#shared.health[site] ?? {}).filter(([replica]) => replica !== this.#store.replicaId).map(([, v]) => v)
+        ? Object.entries(ownValue(this.#shared.health, site) ?? {}).filter(([replica]) => replica !== this.#store.replicaId).map(([, v]) => v)
         : [];
       combined.set(site, combineHealth(own, others, this.#health.get(site), now));
     }
@@ -434,25 +467,41 @@ export class ControlPlane {
     });
   }
 
+  /**
+   * An input changed: decide again once, at the end of this turn of the event
+   * loop, however many inputs change meanwhile (a reload's first probe round, a
+   * burst of Redis messages). Whoever reads the table before then (a request,
+   * an admin command, /status) gets it decided on the spot, so no reader ever
+   * sees a table older than its inputs.
+   */
   #recompute(): void {
     if (this.#closed) return;
-    // A store that answers synchronously (memory) calls back into here from
-    // apply(); finish this decision first, then decide once more.
-    if (this.#recomputing) {
-      this.#dirty = true;
-      return;
-    }
+    this.#dirty = true;
+    if (this.#recomputing || this.#flushTimer !== undefined) return;
+    this.#flushTimer = setImmediate(() => {
+      this.#flushTimer = undefined;
+      this.#flush();
+    });
+  }
+
+  #flush(): void {
+    // Inside a decision (a listener reading the table, or a store answering
+    // synchronously from apply()), the loop below picks the change up.
+    if (!this.#dirty || this.#recomputing || this.#closed) return;
+    clearImmediate(this.#flushTimer);
+    this.#flushTimer = undefined;
     this.#recomputing = true;
     const spent: StateOp[] = [];
     try {
       do {
         this.#dirty = false;
         this.#recomputeOnce(spent);
-      } while (this.#dirty);
+      } while (this.#dirty && !this.#closed);
     } finally {
       this.#recomputing = false;
     }
     for (const op of spent) this.#store.apply(op);
+    for (const notify of this.#siteDowns.splice(0)) notify();
   }
 
   #recomputeOnce(spent: StateOp[]): void {
@@ -467,8 +516,8 @@ export class ControlPlane {
     let changed = next.policy !== prev.policy;
     // Report in decision order (priority first), so a level finishing is logged
     // before the next level starting in the same decision.
-    const priority = new Map(next.policy.routes.map((r) => [r.name, r.priority]));
-    const ordered = [...next.routes].sort((a, b) => priority.get(a.name)! - priority.get(b.name)!);
+    const routes = indexPolicy(next.policy).routes;
+    const ordered = [...next.routes].sort((a, b) => routes.get(a.name)!.priority - routes.get(b.name)!.priority);
     for (const d of ordered) {
       const before = prev.byName.get(d.name);
       if (!before || before.state !== d.state || before.active !== d.active || !sameWeights(before, d)
@@ -485,9 +534,9 @@ export class ControlPlane {
       const { from, to, reason, forced } = d.transition;
       this.#metrics.failovers.inc({ route, from: from ?? 'none', to: to ?? 'none', reason });
       // Approvals are spent once the route has moved.
-      if (this.#shared.failoverApprovals[route]) spent.push({ op: 'clearApproval', kind: 'failover', route });
+      if (ownValue(this.#shared.failoverApprovals, route)) spent.push({ op: 'clearApproval', kind: 'failover', route });
       // An approval was for one move; whatever moved, the next move needs its own.
-      if (this.#shared.failbackApprovals[route]) spent.push({ op: 'clearApproval', kind: 'failback', route });
+      if (ownValue(this.#shared.failbackApprovals, route)) spent.push({ op: 'clearApproval', kind: 'failback', route });
       const type = reason === 'failback' ? 'failedBack' : to === null ? 'routeUnavailable' : 'failedOver';
       const words = to === null
         ? `route ${route} unavailable: ${d.reason}`

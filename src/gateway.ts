@@ -8,7 +8,9 @@ import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import type { Policy } from './config/policy.js';
 import { formatPolicyError, type PolicyError } from './config/policy.js';
-import { loadPolicyFile } from './config/load-policy.js';
+import { loadPolicyFileOffThread } from './config/load-off-thread.js';
+import { PolicyWatcher, type WatchStatus } from './config/watch-policy.js';
+import type { ParseResult } from './config/policy.js';
 import { verifyTargets } from './routing/verify-targets.js';
 import { ControlPlane } from './control-plane.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
@@ -39,6 +41,10 @@ export interface GatewayOptions {
   readonly store?: StateStore;
   /** This replica's id in the shared store. */
   readonly replicaId?: string;
+  /** How a reload reads the policy file (default: read and parse on a worker thread). */
+  readonly loadPolicy?: (file: string) => Promise<ParseResult>;
+  /** Reload when the policy file changes (detour start does, unless --no-watch). */
+  readonly watch?: boolean | { readonly debounceMs?: number; readonly pollMs?: number };
 }
 
 export type ReloadResult =
@@ -99,8 +105,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       drainedSites: drains.sites,
       drainedBuildings: drains.buildings,
       stateStoreUp: control.stateStoreUp,
+      configWatchUp: configWatch?.up,
     };
   });
+  let configWatch: WatchStatus | undefined;
 
   const notifier = new WebhookNotifier({ logger: logger.child({ component: 'notify' }), metrics });
   notifier.update(policy.notify.webhooks);
@@ -216,15 +224,36 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     return { ok: true, message: `policy reloaded: ${effective.routes.length} routes, ${effective.sites.length} sites${note}` };
   };
 
-  const reload = async (): Promise<ReloadResult> => {
-    const result = await loadPolicyFile(policy.file);
+  const loadPolicy = opts.loadPolicy ?? (async (file: string) => {
+    const load = await loadPolicyFileOffThread(file);
+    if (!load.offThread) logger.warn({ err: load.workerError }, 'policy parsed on the main thread: the worker thread failed');
+    return load.result;
+  });
+  const reloadOnce = async (): Promise<ReloadResult> => {
+    const result = await loadPolicy(policy.file);
     if (!result.ok) return failReload(result.errors);
     return applyPolicy(result.policy);
+  };
+  // Reloads run one at a time, each reading the file when it starts, so the last
+  // read wins: a slow parse of an older, larger file can no longer finish after
+  // a newer one and put the old policy back. Requests that arrive while one runs
+  // share the next reload (its read starts after all of them asked).
+  let reloadTail: Promise<unknown> = Promise.resolve();
+  let nextReload: Promise<ReloadResult> | undefined;
+  const reload = (): Promise<ReloadResult> => {
+    if (nextReload !== undefined) return nextReload;
+    const run = reloadTail.then(() => {
+      nextReload = undefined;
+      return reloadOnce();
+    });
+    nextReload = run;
+    reloadTail = run.catch(() => undefined);
+    return run;
   };
 
   const audit = new AuditLog();
   const adminControl: AdminControl = {
-    status: () => ({ ...control.status(), audit: audit.entries() }),
+    status: () => ({ ...control.status(), audit: audit.entries(), ...(configWatch ? { configWatch } : {}) }),
     metrics: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
     drain: async (t) => control.drain(t),
     undrain: async (t) => control.undrain(t),
@@ -248,9 +277,33 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     throw err;
   }
 
+  const watchOptions = opts.watch === true ? {} : opts.watch || undefined;
+  const watcher = watchOptions === undefined ? undefined : new PolicyWatcher({
+    file: policy.file,
+    ...watchOptions,
+    onChange: () => {
+      void reload().then((result) => {
+        if (result.ok) logger.info({ trigger: 'file change' }, result.message);
+        else logger.error({ trigger: 'file change', errors: result.errors.map(formatPolicyError) }, 'policy reload failed; keeping the last good policy');
+      }, (err: unknown) => logger.error({ err, trigger: 'file change' }, 'policy reload failed'));
+    },
+    // A watch that died (its directory replaced, say) would miss every edit
+    // without a word; the poll keeps reloads coming, and this says so.
+    onStatus: (status) => {
+      const first = configWatch === undefined;
+      configWatch = status;
+      if (first && status.up) return;
+      control.recordEvent({
+        type: status.up ? 'configWatchUp' : 'configWatchDown',
+        message: status.up ? `policy file watch ${status.detail}` : `policy file watch lost: ${status.detail}`,
+      }, status.up ? 'info' : 'warn');
+    },
+  });
+
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
+      watcher?.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       await forwarder.close(policy.shutdown.graceMs);

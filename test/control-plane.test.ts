@@ -231,3 +231,45 @@ t.test('a reload withdraws this replica\'s verdicts on removed and moved sites f
   }));
   t.same(store.forgotten.sort(), ['cyber1', 'serpong'], 'cyber1 moved, serpong removed; dr is new');
 });
+
+t.test('recomputes are coalesced: many inputs in one turn of the event loop, one decision', async (t) => {
+  const many = Array.from({ length: 50 }, (_, i) => ({ name: `s${i}`, url: `http://127.0.0.1:${10 + i}` }));
+  const { cp, tables, downs } = setup({
+    sites: many,
+    routes: many.map((s, i) => ({ name: `r${i}`, sites: [s.name, many[(i + 1) % many.length]!.name] })),
+  });
+  t.teardown(() => cp.close());
+  const v0 = cp.table.version;
+  const changes = tables();
+  for (const s of many) for (let i = 0; i < 2; i++) cp.probeResult(s.name, false, 'connect ECONNREFUSED');
+  t.equal(tables(), changes, 'nothing decided yet: the changes are pending');
+  t.same(downs, [], 'siteDown waits for the decision');
+  await new Promise((r) => setImmediate(r));
+  t.equal(cp.table.version, v0 + 1, 'one decision for fifty sites going down');
+  t.equal(tables(), changes + 1);
+  t.equal(downs.length, 50, 'then every siteDown notice');
+  t.equal(cp.table.byName.get('r0')!.state, 'unavailable');
+
+  // A reader never sees a stale table: reading decides at once.
+  for (let i = 0; i < 2; i++) cp.probeResult('s1', true, 'status 200');
+  t.equal(cp.table.byName.get('r0')!.active, 's1', 'read right after the inputs: already decided');
+  t.equal(cp.table.version, v0 + 2);
+  await new Promise((r) => setImmediate(r));
+  t.equal(cp.table.version, v0 + 2, 'and not decided twice');
+
+  // Admin commands answer with their effect already in the table.
+  const changesBeforePin = tables();
+  t.match(cp.pin('r0', 's1'), { ok: true });
+  t.equal(tables(), changesBeforePin + 1, 'the pin was decided before pin() returned');
+});
+
+t.test('siteDown listeners run after the new table is in place', async (t) => {
+  const { cp, upAll } = setup();
+  t.teardown(() => cp.close());
+  upAll();
+  const seen: Array<string | null> = [];
+  cp.subscribe({ siteDown: () => seen.push(cp.table.byName.get('ceir')!.active) });
+  cp.passiveFailure('cyber1', 'connect ECONNREFUSED');
+  await new Promise((r) => setImmediate(r));
+  t.same(seen, ['serpong'], 'the listener read a table that already has cyber1 down');
+});

@@ -56,6 +56,8 @@ export interface StatusDocument {
   readonly sites: readonly SiteStatus[];
   readonly drains: { readonly sites: readonly string[]; readonly buildings: readonly string[] };
   readonly stateStore: { readonly kind: 'memory' | 'redis'; readonly up: boolean };
+  /** The policy file watch: up = a directory watch is armed; down = only a poll notices edits. Absent without watching. */
+  readonly configWatch?: { readonly up: boolean; readonly detail: string };
   /** Newest last. */
   readonly events: readonly GatewayEvent[];
   /** Admin mutations and refused attempts, newest last (added by the admin server). */

@@ -364,7 +364,8 @@ function resolveEndpoint(paths: readonly PathSpec[], method: string, pathname: s
     const params = matchTemplate(spec.template, segments);
     if (params === null) continue;
     // HEAD is GET without a body (node drops it), so monitors can use either.
-    const endpoint = spec.methods[method] ?? (method === 'HEAD' ? spec.methods.GET : undefined);
+    const endpoint = (Object.hasOwn(spec.methods, method) ? spec.methods[method] : undefined)
+      ?? (method === 'HEAD' ? spec.methods.GET : undefined);
     if (endpoint === undefined) throw methodNotAllowed(method, trimmed, allowedMethods(spec));
     return { endpoint, params };
   }

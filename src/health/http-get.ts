@@ -23,7 +23,14 @@ export interface HttpGetOptions {
 }
 
 export type HttpGetResult =
-  | { readonly ok: true; readonly status: number; readonly body: string; readonly truncated: boolean }
+  | {
+    readonly ok: true; readonly status: number;
+    /** Decoded as UTF-8 (bad sequences become U+FFFD): for reading, not for comparing. */
+    readonly body: string;
+    /** The bytes as sent, for comparisons that must be exact. */
+    readonly bytes: Buffer;
+    readonly truncated: boolean;
+  }
   | { readonly ok: false; readonly error: string };
 
 /** Fresh connections every time: a probe must see a dead building, not a pooled socket to it. */
@@ -94,18 +101,22 @@ export function httpGet(url: string, opts: HttpGetOptions): Promise<HttpGetResul
         if (chunk.length > room) {
           chunks.push(chunk.subarray(0, room));
           // Stop reading: the cap is what we promised to look at, not a reason to fail.
-          finish({ ok: true, status, body: Buffer.concat(chunks).toString('utf8'), truncated: true }, true);
+          finish(answered(status, Buffer.concat(chunks), true), true);
           return;
         }
         chunks.push(chunk);
         kept += chunk.length;
       });
-      res.on('end', () => finish({ ok: true, status, body: Buffer.concat(chunks).toString('utf8'), truncated: false }, false));
+      res.on('end', () => finish(answered(status, Buffer.concat(chunks), false), false));
       res.on('error', (err) => finish({ ok: false, error: describeError(err) }, true));
       res.on('close', () => finish({ ok: false, error: 'connection closed before the body ended' }, true));
     });
     req.end();
   });
+}
+
+function answered(status: number, bytes: Buffer, truncated: boolean): HttpGetResult {
+  return { ok: true, status, body: bytes.toString('utf8'), bytes, truncated };
 }
 
 /** `connect ECONNREFUSED`, `getaddrinfo ENOTFOUND`, `read ECONNRESET`, `socket hang up`: no addresses, no stack. */

@@ -123,7 +123,7 @@ export class IntegrityVerifier {
     if (!answer.ok) return answer;
     // Comparing a cut-off body would call two different documents equal.
     if (answer.truncated) return { ok: false, error: `body larger than ${MAX_INTEGRITY_BODY_BYTES} bytes` };
-    return { ok: true, status: answer.status, body: answer.body };
+    return { ok: true, status: answer.status, body: answer.bytes };
   }
 
   /** Notify only on change; sinceMs moves only when `ok` flips. */

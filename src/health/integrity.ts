@@ -2,11 +2,23 @@
 // (where traffic wants to go back to) and the serving site (where it is now)
 // says about failing back. Anything we could not read is a failure: the gate
 // exists so that primary and backup never silently diverge, so doubt blocks.
+//
+// What is compared is what the sites sent, never a lossy reading of it:
+// - whole bodies: the raw bytes (any encoding);
+// - a field: its JSON value with numbers as their literal text, so
+//   9007199254740993 differs from ...992 (JSON.parse rounds both to ...992), and
+//   1.0 differs from 1 (a site that changes how it prints a number has changed
+//   what it sends; equal meaning is not proof of equal data). Strings compare
+//   decoded, objects in any key order. The body must be valid UTF-8: two
+//   Latin-1 bodies would otherwise both decode to U+FFFD and match;
+// - a bound (`max`): the literal compared exactly in decimal, and a number
+//   beyond the safe integer range (2^53-1) is an error, not a guess.
 import { createHash } from 'node:crypto';
 import type { VerifyPolicy } from '../config/policy.js';
+import { compareNumberText, isSameRawJson, pickRawField, readRawJson, renderRawJson, type RawJson } from './raw-json.js';
 
 export type Answer =
-  | { readonly ok: true; readonly status: number; readonly body: string }
+  | { readonly ok: true; readonly status: number; readonly body: Uint8Array }
   | { readonly ok: false; readonly error: string };
 
 export interface IntegritySide {
@@ -39,12 +51,19 @@ function compareBound(verify: VerifyPolicy, max: number, preferred: IntegritySid
   const read = readField(preferred, field);
   if (!read.ok) return error(read.error);
   const value = read.value;
-  if (typeof value !== 'number' || !Number.isFinite(value)) {
+  if (value.kind !== 'number') {
+    return error(`${preferred.site}: field ${field} is not a number (${shorten(value)})`);
+  }
+  const asDouble = Number(value.text);
+  if (!Number.isFinite(asDouble)) {
     return error(`${preferred.site}: field ${field} is not a finite number (${shorten(value)})`);
   }
-  return value <= max
-    ? match(`${field} ${value} (${preferred.site}) <= max ${max}`)
-    : mismatch(`${field} ${value} (${preferred.site}) > max ${max}`);
+  if (Math.abs(asDouble) > Number.MAX_SAFE_INTEGER) {
+    return error(`${preferred.site}: field ${field} ${shorten(value)} is beyond the safe integer range (±${Number.MAX_SAFE_INTEGER}); not compared with max ${max}`);
+  }
+  return compareNumberText(value.text, max) <= 0
+    ? match(`${field} ${value.text} (${preferred.site}) <= max ${max}`)
+    : mismatch(`${field} ${value.text} (${preferred.site}) > max ${max}`);
 }
 
 function compareFields(field: string, preferred: IntegritySide, serving: IntegritySide): IntegrityComparison {
@@ -53,7 +72,7 @@ function compareFields(field: string, preferred: IntegritySide, serving: Integri
   if (!a.ok || !b.ok) return error([a, b].flatMap((r) => (r.ok ? [] : [r.error])).join('; '));
   const shownA = shorten(a.value);
   const shownB = shorten(b.value);
-  return isDeepEqual(a.value, b.value)
+  return isSameRawJson(a.value, b.value)
     ? match(`${field} ${shownA} (${preferred.site}) == ${shownB} (${serving.site})`)
     : mismatch(`${field} ${shownA} (${preferred.site}) != ${shownB} (${serving.site})`);
 }
@@ -64,13 +83,13 @@ function compareBodies(preferred: IntegritySide, serving: IntegritySide): Integr
   if (!a.ok || !b.ok) return error([a, b].flatMap((r) => (r.ok ? [] : [r.error])).join('; '));
   const hashA = shortHash(a.body);
   const hashB = shortHash(b.body);
-  return a.body === b.body
+  return Buffer.from(a.body.buffer, a.body.byteOffset, a.body.byteLength).equals(b.body)
     ? match(`body ${hashA} (${preferred.site}) == ${hashB} (${serving.site})`)
     : mismatch(`body ${hashA} (${preferred.site}) != ${hashB} (${serving.site})`);
 }
 
-type BodyRead = { readonly ok: true; readonly body: string } | { readonly ok: false; readonly error: string };
-type FieldRead = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly error: string };
+type BodyRead = { readonly ok: true; readonly body: Uint8Array } | { readonly ok: false; readonly error: string };
+type FieldRead = { readonly ok: true; readonly value: RawJson } | { readonly ok: false; readonly error: string };
 
 function readBody(side: IntegritySide): BodyRead {
   const { site, answer } = side;
@@ -80,52 +99,36 @@ function readBody(side: IntegritySide): BodyRead {
   return { ok: true, body: answer.body };
 }
 
+// fatal: a byte sequence that is not UTF-8 is an error, never U+FFFD (which would make Müller and Mäller in Latin-1 equal).
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+
 function readField(side: IntegritySide, field: string): FieldRead {
   const body = readBody(side);
   if (!body.ok) return body;
-  let json: unknown;
+  let text: string;
   try {
-    json = JSON.parse(body.body);
+    text = utf8.decode(body.body);
   } catch {
-    return { ok: false, error: `${side.site}: body is not JSON` };
+    return { ok: false, error: `${side.site}: body is not valid UTF-8` };
   }
-  const value = pickField(json, field);
+  const json = readRawJson(text);
+  if (!json.ok) return { ok: false, error: `${side.site}: body is not JSON (${json.error})` };
+  const value = pickRawField(json.value, field);
   // null counts as missing: a site that cannot say its checksum must not match another that cannot either.
-  if (value === undefined || value === null) return { ok: false, error: `${side.site}: field ${field} missing` };
+  if (value === undefined || (value.kind === 'literal' && value.text === 'null')) {
+    return { ok: false, error: `${side.site}: field ${field} missing` };
+  }
   return { ok: true, value };
 }
 
-/** Dotted path (`replication.lagSeconds`, `shards.0.checksum`), own properties only. */
-function pickField(json: unknown, field: string): unknown {
-  let current: unknown = json;
-  for (const key of field.split('.')) {
-    if (typeof current !== 'object' || current === null || !Object.hasOwn(current, key)) return undefined;
-    current = (current as Record<string, unknown>)[key];
-  }
-  return current;
-}
-
-function isDeepEqual(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
-  if (Array.isArray(a) !== Array.isArray(b)) return false;
-  if (Array.isArray(a) && Array.isArray(b)) {
-    return a.length === b.length && a.every((v, i) => isDeepEqual(v, b[i]));
-  }
-  const ra = a as Record<string, unknown>;
-  const rb = b as Record<string, unknown>;
-  const keys = Object.keys(ra);
-  return keys.length === Object.keys(rb).length && keys.every((k) => Object.hasOwn(rb, k) && isDeepEqual(ra[k], rb[k]));
-}
-
 /** Long values keep head and tail: checksums that differ often differ only at one end. */
-function shorten(value: unknown): string {
-  const text = typeof value === 'string' ? value : JSON.stringify(value) ?? String(value);
+function shorten(value: RawJson): string {
+  const text = renderRawJson(value);
   if (text.length <= SHOWN_VALUE_CHARS) return text;
   return `${text.slice(0, 8)}…${text.slice(-7)}`;
 }
 
-function shortHash(body: string): string {
+function shortHash(body: Uint8Array): string {
   return `sha256:${createHash('sha256').update(body).digest('hex').slice(0, 8)}`;
 }
 

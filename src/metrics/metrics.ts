@@ -16,6 +16,8 @@ export interface MetricsState {
   readonly drainedBuildings: ReadonlySet<string>;
   /** undefined = no state store configured. */
   readonly stateStoreUp: boolean | undefined;
+  /** undefined = the policy file is not watched (--no-watch). */
+  readonly configWatchUp?: boolean | undefined;
 }
 
 export type MetricsStateSource = () => MetricsState;
@@ -177,6 +179,14 @@ export function createMetrics(registry: Registry): Metrics {
     collect() {
       const up = state()?.stateStoreUp;
       this.set(up === false ? 0 : 1);
+    },
+  });
+  new Gauge({
+    name: 'detour_config_watch_up',
+    help: '1 while the policy file is watched for changes (or watching is off), 0 when the watch failed and edits are noticed only by polling.',
+    registers: [registry],
+    collect() {
+      this.set(state()?.configWatchUp === false ? 0 : 1);
     },
   });
   const integrityChecks = new Counter({

@@ -23,7 +23,7 @@
 // everything else. Routes are decided in priority order so a route can see
 // whether any lower-numbered route is still recovering; the table keeps policy
 // order.
-import type { Policy, RoutePolicy } from '../config/policy.js';
+import { indexPolicy, type PolicyIndex, type RoutePolicy } from '../config/policy.js';
 import type { SiteHealth } from '../health/health-state.js';
 import type {
   Approval, BlockedReason, DecisionInputs, FailoverReason, RampProgress, RouteDecision, RouteState,
@@ -37,10 +37,12 @@ const RECOVERING: ReadonlySet<RouteState> = new Set<RouteState>([
 
 export function decideRoutes(inputs: DecisionInputs): RouteTable {
   const { policy, prev, nowMs } = inputs;
+  const index = indexPolicy(policy);
   const ctx: Context = {
     inputs,
-    siteBuilding: new Map(policy.sites.map((s) => [s.name, s.building])),
+    index,
     decided: new Map(),
+    recovering: null,
     rampingCount: 0,
   };
   // Routes that were ramping keep their slot until they finish or stop, so a
@@ -59,13 +61,14 @@ export function decideRoutes(inputs: DecisionInputs): RouteTable {
     if (wasRamping && decision.state !== 'ramping') ctx.rampingCount--;
     if (!wasRamping && decision.state === 'ramping') ctx.rampingCount++;
     ctx.decided.set(route.name, decision);
+    noteRecovering(route, decision, ctx);
   }
 
   const routes = policy.routes.map((r) => ctx.decided.get(r.name)!);
   // A ramp slot freed by a route decided later in this pass: decide again at once.
   const slotFreed = routes.some((d) => d.blocked?.code === 'concurrency'
-    && ctx.rampingCount < (policy.routes.find((r) => r.name === d.name)!.failback.maxConcurrent ?? Infinity));
-  const wake = nextWake(policy, routes, inputs);
+    && ctx.rampingCount < (index.routes.get(d.name)!.failback.maxConcurrent ?? Infinity));
+  const wake = nextWake(index, routes, inputs);
   const table: RouteTable = {
     version: (prev?.version ?? 0) + 1,
     computedAtMs: nowMs,
@@ -79,9 +82,15 @@ export function decideRoutes(inputs: DecisionInputs): RouteTable {
 
 interface Context {
   readonly inputs: DecisionInputs;
-  readonly siteBuilding: ReadonlyMap<string, string>;
+  readonly index: PolicyIndex;
   /** Decisions made so far in this pass (lower priority numbers first). */
   readonly decided: Map<string, RouteDecision>;
+  /**
+   * The lowest priority level with a route recovering, among those decided so
+   * far. Routes are decided in priority order, so this is all a route needs to
+   * know about lower levels: kept as we go, it keeps the pass linear.
+   */
+  recovering: { readonly priority: number; readonly routes: RoutePolicy[] } | null;
   /** Routes ramping right now, across the policy (for failback.maxConcurrent). */
   rampingCount: number;
 }
@@ -236,7 +245,7 @@ function decideFailback(
     const waitingOn = lowerPriorityRecovering(route, ctx);
     if (waitingOn.length > 0) {
       return held('blocked', 'priority',
-        `waiting for priority ${waitingOn[0]!.priority} routes to finish failback: ${waitingOn.map((r) => r.name).join(', ')}`);
+        `waiting for priority ${waitingOn[0]!.priority} routes to finish failback: ${listNames(waitingOn)}`);
     }
     if (fb.maxConcurrent !== undefined && ctx.rampingCount >= fb.maxConcurrent) {
       return held('blocked', 'concurrency', `${ctx.rampingCount} routes already ramping (failback.maxConcurrent ${fb.maxConcurrent})`);
@@ -308,24 +317,32 @@ function finish(draft: Draft, prev: RouteDecision | undefined, nowMs: number): R
   return decision;
 }
 
-function lowerPriorityRecovering(route: RoutePolicy, ctx: Context): RoutePolicy[] {
-  const waiting = ctx.inputs.policy.routes.filter((r) => {
-    if (r.priority >= route.priority) return false;
-    const d = ctx.decided.get(r.name);
-    return d !== undefined && RECOVERING.has(d.state);
-  });
-  const lowest = Math.min(...waiting.map((r) => r.priority));
-  return waiting.filter((r) => r.priority === lowest);
+function lowerPriorityRecovering(route: RoutePolicy, ctx: Context): readonly RoutePolicy[] {
+  const lowest = ctx.recovering;
+  return lowest !== null && lowest.priority < route.priority ? lowest.routes : [];
+}
+
+function noteRecovering(route: RoutePolicy, decision: RouteDecision, ctx: Context): void {
+  if (!RECOVERING.has(decision.state)) return;
+  if (ctx.recovering === null) ctx.recovering = { priority: route.priority, routes: [route] };
+  else if (ctx.recovering.priority === route.priority) ctx.recovering.routes.push(route);
+}
+
+/** `a, b, c` for a few names; a level of thousands of routes is named by its first ones and a count. */
+function listNames(routes: readonly RoutePolicy[]): string {
+  const SHOWN = 10;
+  const names = routes.slice(0, SHOWN).map((r) => r.name).join(', ');
+  return routes.length > SHOWN ? `${names} and ${routes.length - SHOWN} more` : names;
 }
 
 function approvedSince(approval: Approval | undefined, sinceMs: number): boolean {
   return approval !== undefined && approval.atMs >= sinceMs;
 }
 
-function nextWake(policy: Policy, routes: readonly RouteDecision[], inputs: DecisionInputs): number | null {
+function nextWake(index: PolicyIndex, routes: readonly RouteDecision[], inputs: DecisionInputs): number | null {
   let next = Infinity;
   for (const d of routes) {
-    const route = policy.routes.find((r) => r.name === d.name)!;
+    const route = index.routes.get(d.name)!;
     const fb = route.failback;
     const now = inputs.nowMs;
     if (d.state === 'ramping' && d.ramp) next = Math.min(next, futureOnly(d.ramp.stepStartedMs + fb.stepMs, now));
@@ -367,7 +384,7 @@ function isEligible(site: string, ctx: Context): boolean {
 function drainedBy(site: string, ctx: Context): string | null {
   const { drainedSites, drainedBuildings } = ctx.inputs.overrides;
   if (drainedSites.has(site)) return 'site drained';
-  const building = ctx.siteBuilding.get(site);
+  const building = ctx.index.sites.get(site)?.building;
   if (building !== undefined && drainedBuildings.has(building)) return `building ${building} drained`;
   return null;
 }

@@ -1,6 +1,6 @@
 // Which routes' data the integrity verifier must compare, and between which two
 // sites: derived from the route table alone (pure).
-import type { RoutePolicy, SitePolicy, VerifyPolicy } from '../config/policy.js';
+import { indexPolicy, type SitePolicy, type VerifyPolicy } from '../config/policy.js';
 import type { RouteDecision, RouteTable } from './route-table.js';
 
 export interface VerifyTarget {
@@ -18,13 +18,11 @@ export interface VerifyTarget {
 export function verifyTargets(
   table: RouteTable, drains: { readonly sites: ReadonlySet<string>; readonly buildings: ReadonlySet<string> },
 ): VerifyTarget[] {
-  const { policy } = table;
-  const drained = (site: string) => {
-    const s = policy.sites.find((x) => x.name === site)!;
-    return drains.sites.has(site) || drains.buildings.has(s.building);
-  };
+  const index = indexPolicy(table.policy);
+  const site = (name: string) => index.sites.get(name)!;
+  const drained = (name: string) => drains.sites.has(name) || drains.buildings.has(site(name).building);
   return table.routes.flatMap((d: RouteDecision) => {
-    const route = policy.routes.find((r) => r.name === d.name) as RoutePolicy;
+    const route = index.routes.get(d.name)!;
     const verify = route.failback.verify;
     if (!verify || d.active === null || d.state === 'pinned') return [];
     // Compare the site failback would go to (the ramp's target, or the most
@@ -34,7 +32,6 @@ export function verifyTargets(
     const target = d.ramp?.to ?? (d.preferred !== null && rank(d.preferred) < rank(d.active) ? d.preferred : undefined);
     const home = target ?? route.sites.find((s) => !drained(s));
     if (home === undefined || home === d.active || rank(home) > rank(d.active)) return [];
-    const site = (name: string) => policy.sites.find((s) => s.name === name)!;
     return [{ route: route.name, verify, preferred: site(home), serving: site(d.active) }];
   });
 }

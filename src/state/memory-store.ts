@@ -1,6 +1,6 @@
 // The default store: one replica, state in this process. It answers at once and
 // is never down, so the control plane needs no special case for "no Redis".
-import { applyOp, emptySharedState, type ReplicaVerdict, type SharedState, type StateOp, type StateStore } from './state-store.js';
+import { applyOp, emptySharedState, ownValue, type ReplicaVerdict, type SharedState, type StateOp, type StateStore } from './state-store.js';
 import { createReplicaId } from './replica-id.js';
 import type { Logger } from '../logger.js';
 
@@ -34,13 +34,13 @@ export class MemoryStore implements StateStore {
 
   publishHealth(site: string, verdict: Omit<ReplicaVerdict, 'atMs'>): void {
     const own: ReplicaVerdict = { ...verdict, atMs: this.#now() };
-    const health = { ...this.#state.health, [site]: { ...this.#state.health[site], [this.replicaId]: own } };
+    const health = { ...this.#state.health, [site]: { ...ownValue(this.#state.health, site), [this.replicaId]: own } };
     this.#set({ ...this.#state, health });
   }
 
   forgetHealth(site: string): void {
-    const votes = this.#state.health[site];
-    if (!votes || !(this.replicaId in votes)) return;
+    const votes = ownValue(this.#state.health, site);
+    if (!votes || !Object.hasOwn(votes, this.replicaId)) return;
     const { [this.replicaId]: _gone, ...others } = votes;
     const { [site]: _site, ...health } = this.#state.health;
     this.#set({ ...this.#state, health: Object.keys(others).length > 0 ? { ...health, [site]: others } : health });

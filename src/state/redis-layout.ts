@@ -13,7 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ChainableCommander } from 'ioredis';
 import type { Approval } from '../routing/route-table.js';
-import { emptySharedState, type ReplicaVerdict, type StateOp } from './state-store.js';
+import { emptyRecord, emptySharedState, type ReplicaVerdict, type StateOp } from './state-store.js';
 import type { StoredState, StoredVerdict } from './stored-state.js';
 
 export interface RedisKeys {
@@ -152,8 +152,10 @@ function toStrings(value: unknown): string[] {
 }
 
 function toRecord(value: unknown): Record<string, string> {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) return {};
-  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, String(v)]));
+  const out = emptyRecord<string>();
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return out;
+  for (const [k, v] of Object.entries(value)) out[k] = String(v);
+  return out;
 }
 
 function parseJson(text: string): unknown {
@@ -165,7 +167,7 @@ function parseJson(text: string): unknown {
 }
 
 function parseApprovals(raw: Record<string, string>, key: string, onBad: (m: string) => void): Record<string, Approval> {
-  const out: Record<string, Approval> = {};
+  const out = emptyRecord<Approval>();
   for (const [route, text] of Object.entries(raw)) {
     const v = parseJson(text) as Partial<Approval> | undefined;
     if (v && typeof v === 'object' && Number.isFinite(v.atMs) && typeof v.force === 'boolean') {
@@ -200,7 +202,7 @@ function isVerdict(v: Partial<ReplicaVerdict> | undefined): v is ReplicaVerdict 
 }
 
 function parseHeartbeats(flat: string[], onBad: (m: string) => void): Record<string, number> {
-  const out: Record<string, number> = {};
+  const out = emptyRecord<number>();
   for (let i = 0; i + 1 < flat.length; i += 2) {
     const atMs = Number(flat[i + 1]);
     if (Number.isFinite(atMs)) out[flat[i]!] = atMs;

@@ -57,6 +57,20 @@ export interface StateStore {
   close(): Promise<void>;
 }
 
+/**
+ * The entry a name-keyed record holds for `key`, never one inherited from
+ * Object.prototype: route and site names such as `constructor` or `toString`
+ * are valid, and `pins['constructor']` on a plain object is a function.
+ */
+export function ownValue<T>(record: Readonly<Record<string, T>>, key: string): T | undefined {
+  return Object.hasOwn(record, key) ? record[key] : undefined;
+}
+
+/** An empty record with no prototype, for tables keyed by names that come from outside. */
+export function emptyRecord<T>(): Record<string, T> {
+  return Object.create(null) as Record<string, T>;
+}
+
 export const emptySharedState: SharedState = Object.freeze({
   drainedSites: [], drainedBuildings: [], pins: {}, failbackApprovals: {}, failoverApprovals: {}, health: {}, replicas: [],
 });

@@ -4,7 +4,7 @@
 // through an outage), then this replica's own verdicts (always known locally),
 // with replicas outside the liveness window left out. Also the one decision
 // taken on every read: did Redis lose its data since the last one?
-import { applyOp, emptySharedState, type ReplicaVerdict, type SharedState, type StateOp } from './state-store.js';
+import { applyOp, emptyRecord, emptySharedState, type ReplicaVerdict, type SharedState, type StateOp } from './state-store.js';
 
 export interface StoredVerdict {
   /** The hash field it is stored under, to delete it once its replica is gone. */
@@ -46,9 +46,9 @@ export function composeSnapshot(input: ComposeInput): SharedState {
   let state = stored.shared;
   for (const op of input.pending) state = applyOp(state, op);
   const live = liveReplicas(stored, input.nowMs, input.livenessMs, replicaId);
-  const health: Record<string, Record<string, ReplicaVerdict>> = {};
+  const health = emptyRecord<Record<string, ReplicaVerdict>>();
   const put = (site: string, id: string, v: ReplicaVerdict): void => {
-    (health[site] ??= {})[id] = Object.freeze({ ...v });
+    (health[site] ??= emptyRecord())[id] = Object.freeze({ ...v });
   };
   // Our own verdicts come from memory, never from a possibly older stored copy.
   for (const v of stored.verdicts) if (v.replicaId !== replicaId && live.has(v.replicaId)) put(v.site, v.replicaId, v.verdict);
@@ -116,7 +116,7 @@ function liveReplicas(stored: StoredState, nowMs: number, livenessMs: number, re
 }
 
 function sortKeys<T, U>(rec: Readonly<Record<string, T>>, map: (v: T) => U): Readonly<Record<string, U>> {
-  const out: Record<string, U> = {};
+  const out = emptyRecord<U>();
   for (const key of Object.keys(rec).sort()) out[key] = map(rec[key]!);
   return Object.freeze(out);
 }

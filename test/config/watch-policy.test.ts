@@ -1,16 +1,16 @@
 import t from 'tap';
-import { mkdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PolicyWatcher } from '../../src/config/watch-policy.js';
+import { PolicyWatcher, type WatchStatus } from '../../src/config/watch-policy.js';
 
 interface Cleanup {
   teardown(fn: () => void): void;
-  fail(message: string): void;
 }
 
 /** A watcher that counts its signals; `nextCall()` resolves on the next one (bounded, so a broken watcher fails fast). */
-function watchCounting(t: Cleanup, file: string, debounceMs: number) {
+function watchCounting(t: Cleanup, file: string, debounceMs: number, opts: { pollMs?: number } = {}) {
   let calls = 0;
+  const statuses: WatchStatus[] = [];
   let waiters: Array<() => void> = [];
   const watcher = new PolicyWatcher({
     file,
@@ -21,11 +21,14 @@ function watchCounting(t: Cleanup, file: string, debounceMs: number) {
       waiters = [];
       for (const resolve of ready) resolve();
     },
-    onError: (err) => t.fail(`watcher error: ${err.message}`),
+    ...(opts.pollMs === undefined ? {} : { pollMs: opts.pollMs }),
+    // Recorded, not failed on: removing a test's directory at teardown takes its watch down too.
+    onStatus: (status) => statuses.push(status),
   });
   t.teardown(() => watcher.close());
   return {
     watcher,
+    statuses,
     calls: () => calls,
     nextCall: (timeoutMs = 5000) => new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no change signalled within ${timeoutMs}ms`)), timeoutMs);
@@ -47,6 +50,7 @@ t.test('fires when the file is written in place', async (t) => {
   writeFileSync(file, policy(2));
   await next;
   t.equal(subject.calls(), 1);
+  t.same(subject.statuses, [{ up: true, detail: `watching ${dir}` }], 'watching from the start, and still');
 });
 
 t.test('fires when an editor replaces the file by rename', async (t) => {
@@ -138,9 +142,78 @@ t.test('a file that does not exist yet is signalled when it appears', async (t) 
   t.equal(subject.calls(), 1);
 });
 
-t.test('a directory that cannot be watched is a clear error', async (t) => {
+t.test('a directory that is not there yet: said so, polled, watched once it appears', async (t) => {
   const dir = t.testdir({});
-  t.throws(() => new PolicyWatcher({ file: join(dir, 'missing', 'policy.yaml'), onChange: () => {} }), {
-    message: /^cannot watch .*missing for policy changes: ENOENT/,
-  });
+  const file = join(dir, 'missing', 'policy.yaml');
+  const subject = watchCounting(t, file, 20, { pollMs: 50 });
+  t.match(subject.watcher.status, { up: false, detail: /^cannot watch .*missing: ENOENT.*; polling every 50ms$/ });
+  const next = subject.nextCall();
+  mkdirSync(join(dir, 'missing'));
+  writeFileSync(file, policy(1));
+  await next;
+  t.match(subject.watcher.status, { up: true, detail: /^watching .*missing$/ });
+  t.same(subject.statuses.map((s) => s.up), [false, true]);
+});
+
+t.test('the directory replaced (rm -rf, created again): the watch follows, edits are seen again', async (t) => {
+  const root = t.testdir({ etc: { 'policy.yaml': policy(1) } });
+  const dir = join(root, 'etc');
+  const file = join(dir, 'policy.yaml');
+  const subject = watchCounting(t, file, 20, { pollMs: 50 });
+  t.equal(subject.watcher.status.up, true);
+
+  const replaced = subject.nextCall();
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir);
+  writeFileSync(file, policy(2));
+  await replaced;
+  await waitUntil(() => subject.statuses.some((s) => !s.up), 'the lost watch reported');
+  t.match(subject.statuses.find((s) => !s.up), { detail: /was (removed or replaced|removed|replaced); polling every 50ms$/ });
+  await waitUntil(() => subject.watcher.status.up, 'watch re-armed');
+
+  // An edit in place, well inside the poll interval's reach: the new watch sees it.
+  const calls = subject.calls();
+  const edited = subject.nextCall();
+  writeFileSync(file, policy(3));
+  await edited;
+  t.equal(subject.calls(), calls + 1, 'one signal for one edit');
+  t.match(subject.watcher.status, { up: true, detail: /^watching / });
+});
+
+t.test('a change the watch did not report is still seen by the poll', async (t) => {
+  const dir = t.testdir({ 'policy.yaml': policy(1) });
+  const file = join(dir, 'policy.yaml');
+  const subject = watchCounting(t, file, 20, { pollMs: 50 });
+  // Stand-in for a dropped event: the watch is closed behind the watcher's back.
+  (subject.watcher as unknown as { watcher: { close(): void } }).watcher.close();
+  const next = subject.nextCall();
+  writeFileSync(file, policy(2));
+  await next;
+  t.equal(subject.calls(), 1);
+});
+
+async function waitUntil(cond: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within 5000ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+t.test('a watch that errors, or a directory that changed identity, is reported and armed again by the poll', async (t) => {
+  const dir = t.testdir({ 'policy.yaml': policy(1) });
+  const file = join(dir, 'policy.yaml');
+  const subject = watchCounting(t, file, 20, { pollMs: 50 });
+  const inner = subject.watcher as unknown as { watcher: { emit(e: string, err: Error): void }; watchedDir: string };
+  inner.watcher.emit('error', new Error('EMFILE: too many open files'));
+  t.match(subject.watcher.status, { up: false, detail: `watch on ${dir} failed: EMFILE: too many open files; polling every 50ms` });
+  await waitUntil(() => subject.watcher.status.up, 'armed again');
+  // Platforms that reuse no inode numbers: the poll sees another directory under the same name.
+  inner.watchedDir = 'another directory';
+  await waitUntil(() => subject.statuses.some((s) => /was replaced; polling/.test(s.detail)), 'replacement noticed');
+  await waitUntil(() => subject.watcher.status.up, 'armed on the new one');
+  const next = subject.nextCall();
+  writeFileSync(file, policy(2));
+  await next;
+  t.same(subject.statuses.map((s) => s.up), [true, false, true, false, true]);
 });

@@ -191,3 +191,36 @@ t.test('close aborts checks in flight and stops the loops', async (t) => {
   h.verifier.update([target('ceir', makeVerify({ field: 'checksum' }), cyber1, serpong)]);
   t.equal(cyber1.paths.length, 1, 'a closed verifier starts nothing');
 });
+
+t.test('what the sites sent is compared: big integers, non-UTF-8 bodies, a bound beyond the safe range', async (t) => {
+  const cyber1 = await startSite(t, { status: 200, body: '{"checksum": 9007199254740993}' });
+  const serpong = await startSite(t, { status: 200, body: '{"checksum": 9007199254740992}' });
+  const h = startVerifier(t);
+  const byField = target('ceir', makeVerify({ field: 'checksum' }), cyber1, serpong);
+  h.verifier.update([byField]);
+  await h.verifier.checkNow('ceir');
+  t.same(h.verifier.verdicts().get('ceir'),
+    { ok: false, sinceMs: 1000, detail: 'checksum 9007199254740993 (cyber1) != 9007199254740992 (serpong)' },
+    'JSON.parse would call these equal');
+
+  cyber1.set({ status: 200, body: Buffer.from('{"checksum": "Müller"}', 'latin1') });
+  serpong.set({ status: 200, body: Buffer.from('{"checksum": "Mäller"}', 'latin1') });
+  await h.verifier.checkNow('ceir');
+  t.match(h.verifier.verdicts().get('ceir'),
+    { ok: false, detail: 'cyber1: body is not valid UTF-8; serpong: body is not valid UTF-8' });
+
+  // Whole bodies: the same Latin-1 bytes match, different ones do not.
+  h.verifier.update([target('ceir', makeVerify(), cyber1, serpong)]);
+  await h.verifier.checkNow('ceir');
+  t.match(h.verifier.verdicts().get('ceir'), { ok: false, detail: /^body sha256:\w+ \(cyber1\) != sha256:\w+ \(serpong\)$/ });
+  serpong.set({ status: 200, body: Buffer.from('{"checksum": "Müller"}', 'latin1') });
+  await h.verifier.checkNow('ceir');
+  t.match(h.verifier.verdicts().get('ceir'), { ok: true, detail: /==/ });
+
+  cyber1.set({ status: 200, body: '{"lag": 9007199254740993}' });
+  h.verifier.update([target('ceir', makeVerify({ field: 'lag', max: 2 ** 62 }), cyber1, serpong)]);
+  await h.verifier.checkNow('ceir');
+  t.match(h.verifier.verdicts().get('ceir'), { ok: false, detail: /lag 9007199254740993 is beyond the safe integer range/ });
+  t.ok(await integrityCount(h.metrics, 'ceir', 'error') >= 2, 'not UTF-8 and beyond the safe range count as errors');
+  t.equal(await integrityCount(h.metrics, 'ceir', 'match'), 1, 'only the identical bytes matched');
+});

@@ -4,7 +4,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export type SiteBehaviour =
-  | { readonly status: number; readonly body?: string; readonly delayMs?: number }
+  | { readonly status: number; readonly body?: string | Buffer; readonly delayMs?: number }
   /** Accept the request and never answer: a hung building. */
   | 'hang';
 

@@ -78,3 +78,38 @@ t.test('a slow webhook receiver never holds up routing', async (t) => {
     t.equal(res.site, i % 2 ? 'cyber1' : 'serpong');
   }
 });
+
+t.test('names that are also object properties: unpinning a never-pinned route named constructor changes nothing', async (t) => {
+  const receiver = await startReceiver(t);
+  // `fakes` is a plain object keyed by name in the rig; the names here are only in the policy.
+  const rig = await startRig(t, [{ name: 'cyber1' }, { name: 'serpong' }], (urls) => ({
+    sites: [
+      { name: 'toString', url: urls.cyber1!, health: { intervalMs: 100, timeoutMs: 150, rise: 2, fall: 2, jitter: 0 } },
+      { name: 'valueOf', url: urls.serpong!, health: { intervalMs: 100, timeoutMs: 150, rise: 2, fall: 2, jitter: 0 } },
+    ],
+    routes: [
+      { name: 'constructor', sites: ['toString', 'valueOf'] },
+      { name: 'hasOwnProperty', sites: ['valueOf', 'toString'] },
+    ],
+    notify: { webhooks: [{ url: receiver.url, timeoutMs: 1000, retries: 0, headers: {} }] },
+  }));
+  const eventsBefore = (await rig.admin('GET', '/status')).json.events.length;
+  for (const route of ['constructor', 'hasOwnProperty']) {
+    const res = await rig.admin('DELETE', `/routes/${route}/pin`);
+    t.equal(res.status, 200, `${route}: answered`);
+    t.match(res.json.message, `route ${route} was not pinned`, `${route}: not pinned`);
+  }
+  const status = (await rig.admin('GET', '/status')).json;
+  t.equal(status.events.length, eventsBefore, 'no event recorded');
+  t.same(status.routes.map((r: { pinnedTo: string | null }) => r.pinnedTo), [null, null]);
+
+  // A real pin and unpin of the same route do notify: the receiver is listening.
+  t.equal((await rig.admin('POST', '/routes/constructor/pin', { site: 'valueOf' })).status, 200);
+  t.match((await rig.admin('DELETE', '/routes/constructor/pin')).json.message, 'route constructor unpinned');
+  const pinEvents = () => receiver.received.filter((e) => e.type === 'pinned' || e.type === 'unpinned');
+  await waitFor(() => pinEvents().length >= 2, { timeoutMs: 3000, message: 'pin and unpin webhooks' });
+  t.same(pinEvents().map((e) => [e.type, e.route]), [['pinned', 'constructor'], ['unpinned', 'constructor']],
+    'only the real pin and unpin were sent, never one for the never-pinned routes');
+  const res = await request(`${rig.gateway.proxyUrl}/x`, undefined);
+  t.equal(res.site, 'toString', 'the route named constructor serves from its site named toString');
+});

@@ -76,3 +76,16 @@ t.test('epochs are 16 hex characters and differ every time', async (t) => {
   t.equal(epochs.size, 50);
   for (const e of epochs) t.match(e, /^[0-9a-f]{16}$/);
 });
+
+t.test('names like constructor read back as own entries of prototype-free tables', async (t) => {
+  const s = parseReadAll(read(
+    [], [], { constructor: 'serpong' }, {}, { toString: JSON.stringify({ atMs: 7, force: false }) }, {}, ['valueOf', '1'],
+  ), () => {});
+  t.same(s.shared.pins, { constructor: 'serpong' });
+  t.same(s.shared.failoverApprovals, { toString: { atMs: 7, force: false } });
+  t.same(s.heartbeats, { valueOf: 1 });
+  for (const table of [s.shared.pins, s.shared.failbackApprovals, s.shared.failoverApprovals, s.heartbeats]) {
+    t.equal(Object.getPrototypeOf(table), null);
+    t.equal((table as Record<string, unknown>).hasOwnProperty, undefined, 'no inherited members');
+  }
+});

@@ -140,3 +140,17 @@ t.test('a rebuild queued ahead of a local undrain made during the outage: the un
   t.same(s.drainedSites, ['alpha', 'cyber1']);
   t.same(s.pins, { ceir: 'serpong', visa: 'dr' });
 });
+
+t.test('sites named like Object.prototype members are ordinary keys', async (t) => {
+  const other = verdict('down', NOW - 100);
+  const own = verdict('up', NOW);
+  const s = compose({
+    stored: { ...stored, verdicts: [{ field: 'constructor\tfresh', site: 'constructor', replicaId: 'fresh', verdict: other }] },
+    own: new Map([['toString', own], ['constructor', own]]),
+  });
+  t.same(Object.keys(s.health), ['constructor', 'toString']);
+  t.same(s.health.constructor, { fresh: other, me: own }, 'both replicas vote on the site named constructor');
+  t.equal(Object.hasOwn(Object, 'fresh'), false, 'nothing was written onto the Object constructor');
+  t.equal(Object.getPrototypeOf(s.health), null, 'the table has no prototype to inherit names from');
+  t.equal(Object.getPrototypeOf(s.pins), null);
+});

@@ -1,0 +1,192 @@
+#!/usr/bin/env node
+// What a large policy costs: for N routes over N/10 sites, how long the gateway
+// takes to start, to answer GET /status and to reload, and how long a site flap
+// (one site under every route goes down and comes back) and a reload stall
+// requests on another route. "Stall" is the longest event-loop delay measured
+// meanwhile (perf_hooks.monitorEventLoopDelay) and the slowest request of a
+// client looping on a route the flap does not touch. Loopback only, bounded.
+//
+//   npm run bench:scale                 # 2,000 and 10,000 routes
+//   node bench/scale.mjs --routes 500   # after npm run build
+import http from 'node:http';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { loadavg, cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { startGateway } from '../dist/gateway.js';
+import { loadPolicyFile } from '../dist/config/load-policy.js';
+
+const { values } = parseArgs({ options: { routes: { type: 'string', multiple: true } } });
+const sizes = (values.routes ?? ['2000', '10000']).map(Number);
+const DEADLINE_MS = 120_000;
+
+/** A site whose answers (health and traffic alike) can be switched between 200 and 503. */
+async function fakeSite() {
+  let status = 200;
+  const server = http.createServer((req, res) => {
+    req.resume();
+    res.writeHead(status, { 'content-type': 'text/plain' }).end('ok');
+  });
+  server.keepAliveTimeout = 60_000;
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    set(s) { status = s; },
+    close() { server.closeAllConnections(); return new Promise((r) => server.close(r)); },
+  };
+}
+
+function policyYaml(routes, sites, urls, extra = '') {
+  const fast = 'health: { interval: 100ms, timeout: 500ms, rise: 1, fall: 1, jitter: 0 }';
+  const lines = [
+    'listen: { host: 127.0.0.1, port: 0 }',
+    'admin: { host: 127.0.0.1, port: 0 }',
+    'sites:',
+    `  hub: { url: "${urls.hub}", building: hub-dc, ${fast} }`,
+    `  quiet: { url: "${urls.quiet}", building: quiet-dc, ${fast} }`,
+  ];
+  // The many sites share two servers, told apart by a base path; probes every 5s.
+  for (let i = 0; i < sites; i++) {
+    lines.push(`  s${i}: { url: "${urls.pool[i % urls.pool.length]}/s${i}", building: b${i % 50}, health: { interval: 5s, timeout: 1s } }`);
+  }
+  lines.push('routes:', '  - { name: quiet, match: { host: quiet.example }, sites: [quiet] }');
+  for (let i = 0; i < routes; i++) {
+    lines.push(`  - { name: r${i}, match: { host: r${i}.example }, sites: [hub, s${i % sites}], priority: ${1 + (i % 3)}, failback: { holdDown: 0s } }`);
+  }
+  return `${lines.join('\n')}\n${extra}`;
+}
+
+/** A client looping on the quiet route; reports its slowest request since the last reset. */
+function quietClient(proxyUrl) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  let running = true;
+  let worstMs = 0;
+  let failed = 0;
+  const loop = (async () => {
+    while (running) {
+      const started = performance.now();
+      await new Promise((resolve) => {
+        const req = http.get(`${proxyUrl}/x`, { agent, headers: { host: 'quiet.example' } }, (res) => {
+          if (res.statusCode !== 200) failed++;
+          res.resume();
+          res.on('end', resolve);
+        });
+        req.setTimeout(10_000, () => req.destroy());
+        req.on('error', () => { failed++; resolve(); });
+      });
+      worstMs = Math.max(worstMs, performance.now() - started);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  })();
+  return {
+    reset() { worstMs = 0; },
+    get worstMs() { return worstMs; },
+    get failed() { return failed; },
+    async stop() { running = false; await loop; agent.destroy(); },
+  };
+}
+
+async function until(what, predicate) {
+  const deadline = Date.now() + DEADLINE_MS;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+async function timeIt(fn) {
+  const started = performance.now();
+  const result = await fn();
+  return { ms: performance.now() - started, result };
+}
+
+async function scenario(routes) {
+  const sites = Math.max(1, Math.round(routes / 10));
+  const hub = await fakeSite();
+  const quiet = await fakeSite();
+  const pool = [await fakeSite(), await fakeSite()];
+  const urls = { hub: hub.url, quiet: quiet.url, pool: pool.map((p) => p.url) };
+  const dir = await mkdtemp(join(tmpdir(), 'detour-scale-'));
+  const file = join(dir, 'policy.yaml');
+  await writeFile(file, policyYaml(routes, sites, urls));
+  const delay = monitorEventLoopDelay({ resolution: 1 });
+  delay.enable();
+  const row = { routes, sites: sites + 2 };
+  let gateway;
+  let client;
+  try {
+    const started = await timeIt(async () => {
+      const loaded = await loadPolicyFile(file, {});
+      if (!loaded.ok) throw new Error(JSON.stringify(loaded.errors.slice(0, 3)));
+      return startGateway({ policy: loaded.policy });
+    });
+    gateway = started.result;
+    row.startMs = started.ms;
+    const table = () => gateway.table().byName;
+    await until('every route on hub', () => table().get('r0')?.active === 'hub');
+
+    const status = await timeIt(async () => {
+      const res = await fetch(`${gateway.adminUrl}/status`);
+      return (await res.json()).routes.length;
+    });
+    if (status.result !== routes + 1) throw new Error(`status listed ${status.result} routes`);
+    row.statusMs = status.ms;
+
+    client = quietClient(gateway.proxyUrl);
+    await until('the quiet route answering', () => client.worstMs > 0);
+
+    // Flap: hub goes down (every route fails over), then comes back (every route fails back).
+    client.reset();
+    delay.reset();
+    const flap = await timeIt(async () => {
+      hub.set(503);
+      await until('failover of every route', () => table().get(`r${routes - 1}`)?.active !== 'hub');
+      hub.set(200);
+      await until('failback of every route', () => table().get(`r${routes - 1}`)?.active === 'hub'
+        && table().get('r0')?.state === 'preferred');
+    });
+    row.flapMs = flap.ms;
+    row.flapStallMs = delay.max / 1e6;
+    row.flapWorstRequestMs = client.worstMs;
+
+    // Reload: the same policy with one more site, read from the file.
+    await writeFile(file, policyYaml(routes, sites, urls).replace('routes:', `  extra: { url: "${urls.pool[0]}/extra" }\nroutes:`));
+    client.reset();
+    delay.reset();
+    const reload = await timeIt(() => gateway.reload());
+    if (!reload.result.ok) throw new Error(JSON.stringify(reload.result));
+    // Let the first probes of the reloaded policy land before reading the stall.
+    await new Promise((r) => setTimeout(r, 500));
+    row.reloadMs = reload.ms;
+    row.reloadStallMs = delay.max / 1e6;
+    row.reloadWorstRequestMs = client.worstMs;
+    row.failedQuietRequests = client.failed;
+  } finally {
+    delay.disable();
+    await client?.stop();
+    await gateway?.close();
+    await Promise.all([hub.close(), quiet.close(), ...pool.map((p) => p.close())]);
+    await rm(dir, { recursive: true, force: true });
+  }
+  return row;
+}
+
+const rows = [];
+for (const n of sizes) rows.push(await scenario(n));
+const f = (ms) => (ms === undefined ? '-' : ms < 10 ? ms.toFixed(1) : ms.toFixed(0)).padStart(8);
+console.log('routes  sites   start ms  /status ms   flap ms  flap stall  flap worst req   reload ms  reload stall  reload worst req  failed');
+for (const r of rows) {
+  console.log(`${String(r.routes).padStart(6)} ${String(r.sites).padStart(6)} ${f(r.startMs)}   ${f(r.statusMs)}  ${f(r.flapMs)}    ${f(r.flapStallMs)}        ${f(r.flapWorstRequestMs)}    ${f(r.reloadMs)}      ${f(r.reloadStallMs)}          ${f(r.reloadWorstRequestMs)}  ${String(r.failedQuietRequests).padStart(6)}`);
+}
+console.log('stall = longest event-loop delay; worst req = slowest request on a route the flap does not touch');
+// The figures scale with how busy the machine is; this fixed workload lets runs on different machines (or loads) be compared.
+const reference = (() => {
+  const started = performance.now();
+  const m = new Map();
+  for (let i = 0; i < 1e6; i++) m.set(`k${i}`, i);
+  let sum = 0;
+  for (let i = 0; i < 1e6; i++) sum += m.get(`k${i}`);
+  return sum > 0 ? performance.now() - started : 0;
+})();
+console.log(`reference workload (1e6 Map set+get): ${reference.toFixed(0)} ms; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} on ${cpus().length} cores`);

@@ -1,0 +1,92 @@
+// Reading and validating a policy on a worker thread, for reloads. Parsing a
+// policy of 10,000 routes takes the YAML and schema passes a second or more;
+// on the main thread that second is a second every request waits. The worker
+// reads and parses; the main thread only receives the result (a structured
+// clone of plain data) and freezes it. A worker that cannot start or dies
+// falls back to parsing here: a reload must still happen. A small file is
+// parsed here at once: a worker takes longer to start (tens of milliseconds, off
+// this thread) than a few hundred routes take to parse.
+import { stat } from 'node:fs/promises';
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { loadPolicyFile } from './load-policy.js';
+import type { ParseResult } from './policy.js';
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+interface WorkerInput {
+  readonly detourPolicyWorker: true;
+  readonly file: string;
+  readonly env: Env;
+}
+
+/** Files smaller than this (about 250 routes) are parsed on the calling thread. */
+export const OFF_THREAD_MIN_BYTES = 32 * 1024;
+
+export interface OffThreadOptions {
+  /** Files at least this large go to a worker (default OFF_THREAD_MIN_BYTES). */
+  readonly minBytes?: number;
+  /** For tests: a worker script that fails, to see the fallback. */
+  readonly entry?: URL;
+}
+
+export interface OffThreadLoad {
+  readonly result: ParseResult;
+  /** false when the worker could not be used and the policy was parsed on this thread. */
+  readonly offThread: boolean;
+  /** Why the worker could not be used. */
+  readonly workerError?: string;
+}
+
+export async function loadPolicyFileOffThread(file: string, env: Env = process.env, opts: OffThreadOptions = {}): Promise<OffThreadLoad> {
+  const entry = opts.entry ?? new URL(import.meta.url);
+  // A file that cannot be stat'ed cannot be read either: loadPolicyFile says why.
+  const size = await stat(file).then((s) => s.size, () => undefined);
+  if (size === undefined || size < (opts.minBytes ?? OFF_THREAD_MIN_BYTES)) return { result: await loadPolicyFile(file, env), offThread: false };
+  let result: ParseResult;
+  try {
+    result = await runWorker(entry, { detourPolicyWorker: true, file, env: { ...env } });
+  } catch (err) {
+    return { result: await loadPolicyFile(file, env), offThread: false, workerError: err instanceof Error ? err.message : String(err) };
+  }
+  if (result.ok) deepFreeze(result.policy);
+  return { result, offThread: true };
+}
+
+function runWorker(entry: URL, input: WorkerInput): Promise<ParseResult> {
+  return new Promise((resolve, reject) => {
+    // This very module is the worker's entry (see the bottom of the file): one
+    // file to find in src/ under the test loader and in dist/ once built.
+    const worker = new Worker(entry, { workerData: input });
+    let settled = false;
+    worker.once('message', (result: ParseResult) => {
+      settled = true;
+      resolve(result);
+      void worker.terminate();
+    });
+    worker.once('error', (err) => {
+      if (!settled) reject(err);
+      settled = true;
+    });
+    worker.once('exit', (code) => {
+      if (!settled) reject(new Error(`policy worker exited with code ${code} before answering`));
+      settled = true;
+    });
+  });
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+function isWorkerInput(data: unknown): data is WorkerInput {
+  return typeof data === 'object' && data !== null && (data as WorkerInput).detourPolicyWorker === true;
+}
+
+if (!isMainThread && isWorkerInput(workerData)) {
+  const { file, env } = workerData;
+  void loadPolicyFile(file, env).then((result) => parentPort!.postMessage(result));
+}

@@ -1,0 +1,53 @@
+// Reload parsing on a worker thread: the same answer as parsing here, frozen
+// like a parsed policy, and parsed here after all when the worker fails.
+import t from 'tap';
+import { join } from 'node:path';
+import { loadPolicyFile } from '../../src/config/load-policy.js';
+import { loadPolicyFileOffThread } from '../../src/config/load-off-thread.js';
+
+const good = 'sites:\n  a: { url: "http://127.0.0.1:1", building: ${B} }\nroutes:\n  - { name: r, sites: [a] }\n';
+const bad = 'sites:\n  a: { url: "http://127.0.0.1:1" }\nroutes:\n  - { name: r, sites: [b] }\n';
+
+t.test('a valid file: the worker answers what loadPolicyFile answers, deep-frozen', async (t) => {
+  const dir = t.testdir({ 'ok.yaml': good });
+  const file = join(dir, 'ok.yaml');
+  const load = await loadPolicyFileOffThread(file, { B: 'tower' }, { minBytes: 0 });
+  t.equal(load.offThread, true, 'parsed on the worker');
+  t.same(load.result, await loadPolicyFile(file, { B: 'tower' }));
+  if (!load.result.ok) throw new Error('expected a policy');
+  t.equal(load.result.policy.sites[0]!.building, 'tower', 'env comes from the caller');
+  t.ok(Object.isFrozen(load.result.policy), 'policy frozen');
+  t.ok(Object.isFrozen(load.result.policy.routes[0]!.sites), 'deeply');
+});
+
+t.test('an invalid or missing file: the same errors', async (t) => {
+  const dir = t.testdir({ 'bad.yaml': bad });
+  for (const file of [join(dir, 'bad.yaml'), join(dir, 'missing.yaml')]) {
+    const load = await loadPolicyFileOffThread(file, {}, { minBytes: 0 });
+    t.equal(load.offThread, file.endsWith('missing.yaml') ? false : true, 'a missing file is not worth a worker');
+    t.same(load.result, await loadPolicyFile(file, {}), file);
+    t.equal(load.result.ok, false);
+  }
+});
+
+t.test('a worker that cannot run: parsed on this thread, with the reason', async (t) => {
+  const dir = t.testdir({ 'ok.yaml': good, 'broken.mjs': 'throw new Error("worker broke");\n', 'silent.mjs': 'process.exit(3);\n' });
+  const file = join(dir, 'ok.yaml');
+  const broken = await loadPolicyFileOffThread(file, { B: 'x' }, { minBytes: 0, entry: new URL(`file://${join(dir, 'broken.mjs')}`) });
+  t.equal(broken.offThread, false);
+  t.match(broken.workerError, /worker broke/);
+  t.same(broken.result, await loadPolicyFile(file, { B: 'x' }));
+  const silent = await loadPolicyFileOffThread(file, { B: 'x' }, { minBytes: 0, entry: new URL(`file://${join(dir, 'silent.mjs')}`) });
+  t.equal(silent.offThread, false);
+  t.match(silent.workerError, /exited with code 3 before answering/);
+  t.equal(silent.result.ok, true);
+});
+
+t.test('a small file is parsed on this thread: a worker would take longer to start', async (t) => {
+  const dir = t.testdir({ 'ok.yaml': good });
+  const file = join(dir, 'ok.yaml');
+  const load = await loadPolicyFileOffThread(file, { B: 'here' });
+  t.equal(load.offThread, false);
+  t.equal(load.workerError, undefined, 'not a failure');
+  t.same(load.result, await loadPolicyFile(file, { B: 'here' }));
+});
