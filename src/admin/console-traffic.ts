@@ -36,7 +36,7 @@ export function summarizeTraffic(exposition: string, timeMs: number): TrafficSna
     totals.set(route, total);
   }
   const routes = [...totals.entries()]
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .sort(([a], [b]) => a.localeCompare(b, 'en'))
     .map(([route, t]) => ({ route, requests: t.requests, errors: t.errors }));
   return { timeMs, routes };
 }

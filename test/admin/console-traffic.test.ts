@@ -30,7 +30,8 @@ t.test('summarizeTraffic sums requests and 5xx per route over sites and codes', 
   const exposition = [
     '# HELP detour_requests_total Proxied requests by route, serving site and response status code.',
     '# TYPE detour_requests_total counter',
-    'detour_requests_total{route="visa",site="serpong",code="200"} 5',
+    'detour_requests_total{route="visa",site="serpong",code="200"} 4',
+    'detour_requests_total{route="visa",site="serpong"} 1',
     'detour_requests_total{route="ceir",site="cyber1",code="200"} 90',
     'detour_requests_total{route="ceir",site="serpong",code="200"} 7',
     'detour_requests_total{route="ceir",site="cyber1",code="502"} 2',
@@ -40,10 +41,12 @@ t.test('summarizeTraffic sums requests and 5xx per route over sites and codes', 
     'detour_request_duration_seconds_count{route="ceir",site="cyber1"} 99',
     'detour_requests_total{route="broken",code="200"',
     'detour_site_up{site="cyber1",building="gedung-cyber-1"} 1',
+    'detour_requests_total{route="alpha",site="serpong",code="200"} 1',
   ].join('\n');
   t.same(summarizeTraffic(exposition, 1234), {
     timeMs: 1234,
     routes: [
+      { route: 'alpha', requests: 1, errors: 0 },
       { route: 'ceir', requests: 104, errors: 3 },
       { route: 'visa', requests: 5, errors: 0 },
     ],
