@@ -93,7 +93,9 @@ export function consoleEndpoints(deps: ConsoleDeps): readonly ConsoleEndpoint[] 
   }));
 
   const traffic: ConsoleEndpoint = {
-    action: 'console traffic',
+    // Named like /metrics because it is a view of it: whatever guards the
+    // metrics (admin.publicRead: false) guards these counters too.
+    action: 'metrics',
     template: ['console', 'traffic'],
     async run() {
       const { body } = await deps.metrics();

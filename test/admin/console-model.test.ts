@@ -4,7 +4,7 @@
 import t from 'tap';
 import type { GatewayEvent, RouteStatus, SiteStatus } from '../../src/admin/admin-control.js';
 import {
-  auditTrail, chartPoints, createTrafficHistory, describeFields, describeReplicas, describeRoute, describeSite, describeStore,
+  auditTrail, chartPoints, createTrafficHistory, describeAuditEntry, describeFields, describeReplicas, describeRoute, describeSite, describeStore,
   drainedSince, formatAge, formatClock, formatErrorShare, formatRate, groupBuildings, newestFirst, rampPercent, refusalText,
   routeActions, routeNotes,
 } from '../../src/admin/console/model.js';
@@ -174,6 +174,15 @@ t.test('audit trail: the gateway\'s own list when it has one, else operator even
     { time: 'a2', text: 'action: failback, route: ceir, force: true, status: 409, detail: {"why":"no failback pending"}' },
     { time: 'a1', text: 'action: drain, target: building gedung-cyber-1, status: 200, remote: 127.0.0.1' },
   ]);
+});
+
+t.test('audit entries of the admin server in words', async (t) => {
+  const entry = { time: 't', source: '127.0.0.1', action: 'drain', target: 'building gedung-cyber-1', result: 'ok', status: 200, message: 'building gedung-cyber-1 drained' };
+  t.equal(describeAuditEntry(entry), 'drain building gedung-cyber-1: ok (200) building gedung-cyber-1 drained, from 127.0.0.1');
+  t.equal(describeAuditEntry({ action: 'reload', result: 'refused', target: '', message: '', source: '' }), 'reload: refused');
+  t.equal(describeAuditEntry({ action: 'pin', status: 403 }), 'action: pin, status: 403', 'without a result: as fields');
+  t.equal(describeAuditEntry(null), 'null');
+  t.same(auditTrail({ audit: [entry] }), [{ time: 't', text: 'drain building gedung-cyber-1: ok (200) building gedung-cyber-1 drained, from 127.0.0.1' }]);
 });
 
 t.test('describeFields of unknown shapes', async (t) => {

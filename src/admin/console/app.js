@@ -136,6 +136,10 @@ async function pollStatus() {
   clearTimeout(statusTimer);
   try {
     const res = await request('GET', 'status');
+    if (res.status === 401 || res.status === 403) {
+      // admin.publicRead: false puts /status behind the token too.
+      throw new Error(`${refusalText(res.status, res.text)}; this gateway shows its status only with the admin token: enter it above`);
+    }
     if (!res.ok) throw new Error(refusalText(res.status, res.text));
     lastDoc = JSON.parse(res.text);
     lastOkMs = Date.now();

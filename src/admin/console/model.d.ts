@@ -40,6 +40,7 @@ export type StatusLike = Partial<StatusDocument> & {
   readonly replicas?: unknown;
 };
 export function auditTrail(doc: StatusLike, limit?: number): { time: string; text: string }[];
+export function describeAuditEntry(entry: unknown): string;
 export function describeFields(record: unknown): string;
 export function describeReplicas(doc: StatusLike): string[];
 export function describeStore(store: StatusDocument['stateStore'] | undefined): { words: string; tone: Tone };

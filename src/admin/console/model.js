@@ -155,11 +155,26 @@ const operatorEventTypes = new Set([
  */
 export function auditTrail(doc, limit = 50) {
   if (Array.isArray(doc.audit)) {
-    const entries = doc.audit.map((entry) => ({ time: typeof entry.time === 'string' ? entry.time : '', text: describeFields(entry) }));
+    const entries = doc.audit.map((entry) => ({ time: typeof entry.time === 'string' ? entry.time : '', text: describeAuditEntry(entry) }));
     return entries.slice(-limit).reverse();
   }
   const events = (doc.events ?? []).filter((e) => operatorEventTypes.has(e.type));
   return newestFirst(events, limit).map((e) => ({ time: e.time, text: `${e.type}: ${e.message}` }));
+}
+
+/**
+ * One admin call in words: `drain building gedung-cyber-1: ok (200) building
+ * gedung-cyber-1 drained, from 127.0.0.1`; other shapes as `key: value` pairs.
+ */
+export function describeAuditEntry(entry) {
+  if (entry === null || typeof entry !== 'object' || typeof entry.action !== 'string' || typeof entry.result !== 'string') {
+    return describeFields(entry);
+  }
+  const target = typeof entry.target === 'string' && entry.target !== '' ? ` ${entry.target}` : '';
+  const status = entry.status !== undefined ? ` (${entry.status})` : '';
+  const message = typeof entry.message === 'string' && entry.message !== '' ? ` ${entry.message}` : '';
+  const source = typeof entry.source === 'string' && entry.source !== '' ? `, from ${entry.source}` : '';
+  return `${entry.action}${target}: ${entry.result}${status}${message}${source}`;
 }
 
 /** `key: value` pairs of a record of unknown shape (a newer gateway's fields), time left out. */
