@@ -79,7 +79,13 @@ t.test('route notes say what a route waits for', async (t) => {
   })), [
     'failback blocked (integrity): integrity mismatch: checksum a1f3 (cyber1) != 9c2e (serpong)',
     'integrity check failing: checksum a1f3 (cyber1) != 9c2e (serpong)',
-  ]);
+  ], 'a reason that says something else');
+  t.same(routeNotes(route({
+    reason: 'integrity mismatch: checksum a1f3 (cyber1) != 9c2e (serpong)',
+    blocked: { code: 'integrity', message: 'integrity mismatch: checksum a1f3 (cyber1) != 9c2e (serpong)' },
+    integrity: { ok: false, detail: 'checksum a1f3 (cyber1) != 9c2e (serpong)', since },
+  })), ['failback blocked by the integrity gate'], 'what the reason says is not repeated');
+  t.same(routeNotes({ ...route({ integrity: { ok: true, detail: 'same', since } }), reason: undefined as unknown as string }), ['integrity matches: same']);
 });
 
 t.test('route actions offered per state', async (t) => {

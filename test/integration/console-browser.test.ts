@@ -38,6 +38,7 @@ async function startConsoleRig(t: Test): Promise<Rig> {
     routes: [
       { name: 'ceir', sites: ['cyber1', 'serpong'], priority: 1, failback: { holdDownMs: 200, verify, ramp: [100], stepMs: 100 } },
       { name: 'border-control', sites: ['cyber1', 'serpong'], priority: 2, failback: { holdDownMs: 200, ramp: [100], stepMs: 100 } },
+      { name: 'visa', sites: ['cyber1', 'serpong'], priority: 3, failover: { mode: 'manual' }, failback: { holdDownMs: 200, ramp: [100], stepMs: 100 } },
     ],
   }));
 }
@@ -78,7 +79,7 @@ t.test('the console shows the gateway live and drains a building with the token'
   t.equal(await page.textContent(`${routeRow('ceir')} .weights-text`), 'cyber1 100%', 'weights in words beside the bar');
   t.equal(await page.locator(`${routeRow('ceir')} .bar .part`).count(), 1, 'one bar segment per weighted site');
   const order = await page.locator('#routes tr .name').allTextContents();
-  t.same(order, ['ceir', 'border-control'], 'routes in priority order');
+  t.same(order, ['ceir', 'border-control', 'visa'], 'routes in priority order');
   t.match(await page.textContent('#store'), /memory: this replica only/, 'the state store in words');
   t.equal(await page.locator('#replicas li').count(), 0, 'no replica lines without replica fields in /status');
 
@@ -143,6 +144,18 @@ t.test('the page follows a building fire live, keeps markup as text and guards a
     t.equal(await page.textContent(`${routeRow('ceir')} .active`), 'serpong', await page.textContent(routeRow('ceir')) ?? '');
     t.ok(shownMs <= 2000, `the page showed the failover ${shownMs}ms after the kill (at most 2000ms)`);
     await waitForText(page, '#events', /failedOver/);
+    await waitForText(page, routeRow('visa'), /failover awaiting approval/);
+    t.match(await page.textContent(`${routeRow('visa')} .notes`), /failover cyber1 → serpong waits for an operator's approval/);
+  });
+
+  await t.test('a pending manual failover is approved from its row', async (t) => {
+    await page.fill('#token-input', TOKEN);
+    await page.press('#token-input', 'Enter');
+    await page.click(`${routeRow('visa')} [data-action="failover"]`);
+    await waitForText(page, latestMessage, /approve failover of visa: route visa failed over to serpong/);
+    await waitForText(page, routeRow('visa'), /failed over/);
+    t.equal(await page.textContent(`${routeRow('visa')} .active`), 'serpong');
+    t.notOk(await page.isVisible(`${routeRow('visa')} [data-action="failover"]`), 'the button goes once nothing is pending');
   });
 
   await t.test('request and error rates per route are drawn from sampled counters', async (t) => {
@@ -170,8 +183,6 @@ t.test('the page follows a building fire live, keeps markup as text and guards a
   });
 
   await t.test('a forced failback needs a second confirmation', async (t) => {
-    await page.fill('#token-input', TOKEN);
-    await page.press('#token-input', 'Enter');
     const force = `${routeRow('ceir')} [data-action="force-failback"]`;
     await page.waitForSelector(force, { state: 'visible', timeout: 10_000 });
     await page.click(force);

@@ -249,7 +249,7 @@ function updateSite(li, s, events, nowMs) {
   if (s.drained) {
     const since = drainedBy.includes('site') ? drainedSince('site', s.name, events) : undefined;
     const by = drainedBy.length > 0 ? ` by ${drainedBy.join(' and ')}` : '';
-    setBadge(drained, { tone: 'warn', symbol: '⛔', words: `drained${by}${since ? ` since ${formatClock(since)}` : ''}: no new requests` });
+    setBadge(drained, { tone: 'warn', symbol: '⊘', words: `drained${by}${since ? ` since ${formatClock(since)}` : ''}: no new requests` });
   } else {
     drained.replaceChildren();
   }

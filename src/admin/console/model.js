@@ -42,15 +42,23 @@ export function rampPercent(route) {
   return Math.round(moved);
 }
 
-/** The lines under a route's state: what it waits for and what an operator can do. */
+/**
+ * The lines under a route's state: what it waits for and what an operator can
+ * do. What the reason already says is not repeated.
+ */
 export function routeNotes(route) {
   const notes = [];
+  const reason = route.reason ?? '';
   if (route.pendingFailover) {
     notes.push(`failover ${route.pendingFailover.from} → ${route.pendingFailover.to} waits for an operator's approval`);
   }
   if (route.blocked && route.blocked.code === 'approval') notes.push('failback waits for an operator\'s approval');
-  else if (route.blocked) notes.push(`failback blocked (${route.blocked.code}): ${route.blocked.message}`);
-  if (route.integrity) notes.push(`integrity ${route.integrity.ok ? 'matches' : 'check failing'}: ${route.integrity.detail}`);
+  else if (route.blocked) {
+    notes.push(reason.includes(route.blocked.message) ? `failback blocked by the ${route.blocked.code} gate` : `failback blocked (${route.blocked.code}): ${route.blocked.message}`);
+  }
+  if (route.integrity && !reason.includes(route.integrity.detail)) {
+    notes.push(`integrity ${route.integrity.ok ? 'matches' : 'check failing'}: ${route.integrity.detail}`);
+  }
   if (route.pinnedTo) notes.push(`pinned to ${route.pinnedTo} until unpinned`);
   return notes;
 }
@@ -68,7 +76,8 @@ export function routeActions(route) {
   };
 }
 
-const symbols = { ok: '✓', warn: '⚠', act: '⏸', bad: '✕', info: '•' };
+// Glyphs every common system font has (no emoji): a missing glyph is a box, not a signal.
+const symbols = { ok: '✓', warn: '⚠', act: '◆', bad: '✕', info: '•' };
 
 const siteHealth = {
   up: { words: 'up', tone: 'ok' },
