@@ -43,10 +43,18 @@ async function startConsoleRig(t: Test): Promise<Rig> {
   }));
 }
 
-async function openConsole(t: Test, rig: Rig): Promise<{ page: Page; problems: string[] }> {
-  const browser = await launchBrowser(t);
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  const page = await context.newPage();
+// One browser for the file; each test has its own context (fresh profile state),
+// opened before its gateway so that it is closed first: a gateway closing under
+// a polling page would wait out its admin grace period.
+const browser = await launchBrowser(t);
+
+async function newPage(t: Test, options: Parameters<typeof browser.newContext>[0] = { viewport: { width: 1280, height: 900 } }): Promise<Page> {
+  const context = await browser.newContext(options);
+  t.teardown(() => context.close());
+  return context.newPage();
+}
+
+async function openConsole(t: Test, page: Page, rig: Rig): Promise<{ page: Page; problems: string[] }> {
   // A CSP violation, a script error or a missing file would show up here; the
   // page must have none. Refused admin calls (4xx) are expected and checked apart.
   const problems: string[] = [];
@@ -69,8 +77,9 @@ const cookiesAndStorage = (page: Page) =>
   page.evaluate(() => ({ cookie: document.cookie, local: localStorage.length, session: sessionStorage.length }));
 
 t.test('the console shows the gateway live and drains a building with the token', async (t) => {
+  const blank = await newPage(t);
   const rig = await startConsoleRig(t);
-  const { page, problems } = await openConsole(t, rig);
+  const { page, problems } = await openConsole(t, blank, rig);
 
   await waitForText(page, building('gedung-cyber-1'), /✓ up/);
   await waitForText(page, `${building('gedung-cyber-1')} [data-key="cyber1"]`, /cyber1.*up/);
@@ -129,8 +138,9 @@ t.test('the console shows the gateway live and drains a building with the token'
 });
 
 t.test('the page follows a building fire live, keeps markup as text and guards a forced failback', async (t) => {
+  const blank = await newPage(t);
   const rig = await startConsoleRig(t);
-  const { page, problems } = await openConsole(t, rig);
+  const { page, problems } = await openConsole(t, blank, rig);
   await waitForText(page, routeRow('ceir'), /on preferred site/);
   const load = new Load({ url: `${rig.gateway.proxyUrl}/x`, workers: 2, pauseMs: 20, maxMs: 60_000 }).start();
   t.teardown(() => load.stop());
@@ -171,9 +181,10 @@ t.test('the page follows a building fire live, keeps markup as text and guards a
     rig.sites.cyber1!.setIntegrity({ checksum: shortMarkup });
     rig.sites.serpong!.setIntegrity({ checksum: '9c2e' });
     await rig.sites.cyber1!.revive();
-    await waitForText(page, `${routeRow('ceir')} .detail`, /integrity mismatch/, 10_000);
-    const detail = await page.textContent(`${routeRow('ceir')} .detail`);
-    t.equal(detail, `integrity mismatch: checksum ${shortMarkup} (cyber1) != 9c2e (serpong)`, 'the reason shows the markup literally');
+    const want = `integrity mismatch: checksum ${shortMarkup} (cyber1) != 9c2e (serpong)`;
+    // The reason passes through hold-down and verifying first; wait for the mismatch itself.
+    await waitForText(page, `${routeRow('ceir')} .detail`, new RegExp(want.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')), 10_000);
+    t.match(await page.textContent(`${routeRow('ceir')} .detail`), want, 'the reason shows the markup literally');
     t.equal(await page.locator('#routes svg').count(), 0, 'and made no element of it');
     rig.gateway.control.recordEvent({ type: 'note', message: `operator note <script>window.__xss=2</script>${markup}` });
     await waitForText(page, '#events', /operator note <script>/);
@@ -218,11 +229,9 @@ t.test('the page follows a building fire live, keeps markup as text and guards a
 });
 
 t.test('keyboard and 200% zoom', async (t) => {
-  const rig = await startConsoleRig(t);
-  const browser = await launchBrowser(t);
   // 200% zoom of a 1280px wide window: CSS pixels halve, device pixels double.
-  const context = await browser.newContext({ viewport: { width: 640, height: 450 }, deviceScaleFactor: 2 });
-  const page = await context.newPage();
+  const page = await newPage(t, { viewport: { width: 640, height: 450 }, deviceScaleFactor: 2 });
+  const rig = await startConsoleRig(t);
   await page.goto(`${rig.gateway.adminUrl}/`);
   await waitForText(page, routeRow('ceir'), /on preferred site/);
   const wide = await page.evaluate(() => {
