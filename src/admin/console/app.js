@@ -364,7 +364,7 @@ function renderTraffic() {
     const opts = { ...chart, endMs, windowMs: traffic.windowMs, maxValue: max };
     card.querySelector('.requests').setAttribute('points', chartPoints(series, 'requestsPerSecond', opts));
     card.querySelector('.errors').setAttribute('points', chartPoints(series, 'errorsPerSecond', opts));
-    card.querySelector('.peak').textContent = `top of chart: ${formatRate(max)}`;
+    card.querySelector('.peak').textContent = series.length === 0 ? '' : `top of chart: ${formatRate(max)}`;
     card.querySelector('title').textContent = `${name}: requests and 5xx errors per second over the last 5 minutes`;
   });
 }

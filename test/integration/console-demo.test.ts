@@ -1,0 +1,64 @@
+// `detour demo` can be watched in the operator console: the URL it prints first
+// opens a page that follows the fire, the drain, the held failback and the
+// phased return live. Set CONSOLE_DEMO_SCREENSHOT=FILE to keep a screenshot of
+// the page during the failover (nothing is written otherwise).
+import t from 'tap';
+import { runDemo } from '../../src/demo/run-demo.js';
+import { launchBrowser, waitForText } from '../helpers/browser.js';
+
+// What the page shows, checked by the test every 100ms while the demo runs.
+const phases = {
+  'building dark': { selector: '#buildings [data-key="gedung-cyber-1"]', pattern: /dark: its site is down/ },
+  'route failed over to serpong': { selector: '#routes tr[data-key="border-control"]', pattern: /failed over.*serpong/ },
+  'building drained': { selector: '#buildings [data-key="gedung-cyber-1"]', pattern: /drained; / },
+  'drain in the audit trail': { selector: '#audit', pattern: /drained: building gedung-cyber-1 drained/ },
+  'failback held by the integrity gate': { selector: '#routes', pattern: /integrity mismatch: checksum dead0042 \(cyber1\) != c0ffee01 \(serpong\)/ },
+  'ramping back': { selector: '#routes', pattern: /ramping \d+%/ },
+} as const;
+
+t.test('the demo prints the console URL first and the story plays on the page', async (t) => {
+  // The browser is up before the demo starts: --fast moves from act to act in
+  // under a second, and the page must be watching before the fire.
+  const browser = await launchBrowser(t);
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  t.teardown(() => context.close());
+  const page = await context.newPage();
+
+  const lines: string[] = [];
+  let announce: (url: string) => void = () => {};
+  const announced = new Promise<string>((resolve) => { announce = resolve; });
+  let finished = false;
+  const demo = runDemo({
+    fast: true,
+    plain: true,
+    out: (line) => {
+      lines.push(line);
+      const m = /^Operator console: (http:\/\/127\.0\.0\.1:\d+\/) /.exec(line);
+      if (m) announce(m[1]!);
+    },
+  }).finally(() => { finished = true; });
+  // A failing demo must fail the test, not leave it waiting for a URL.
+  const url = await Promise.race([announced, demo.then(() => { throw new Error(`demo ended without a console URL: ${lines[0]}`); })]);
+  t.match(lines[0], /^Operator console: /, 'the console URL is the first line');
+  await page.goto(url);
+
+  const seen = new Set<string>();
+  let shot = false;
+  while (!finished) {
+    const texts = await page.evaluate((sels) => sels.map((sel) => (globalThis as any).document.querySelector(sel)?.textContent ?? ''),
+      Object.values(phases).map((p) => p.selector));
+    Object.entries(phases).forEach(([name, p], i) => { if (p.pattern.test(texts[i]!)) seen.add(name); });
+    if (!shot && seen.has('route failed over to serpong') && process.env.CONSOLE_DEMO_SCREENSHOT) {
+      shot = true;
+      await page.screenshot({ path: process.env.CONSOLE_DEMO_SCREENSHOT, fullPage: true });
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  for (const name of Object.keys(phases)) t.ok(seen.has(name), `the page showed: ${name}`);
+
+  const summary = await demo;
+  t.equal(summary.failedRequests, 0, 'no client request failed while the page watched');
+  t.same(summary.recoveryOrder, ['border-control', 'ceir', 'passport']);
+  await waitForText(page, '#connection', /NOT LIVE/, 10_000);
+  t.pass('the page notices the demo ended');
+});
