@@ -234,6 +234,7 @@ t.test('keyboard and 200% zoom', async (t) => {
   const rig = await startConsoleRig(t);
   await page.goto(`${rig.gateway.adminUrl}/`);
   await waitForText(page, routeRow('ceir'), /on preferred site/);
+  t.equal(await page.textContent('#announcer'), 'Live: the page follows the gateway.');
   const wide = await page.evaluate(() => {
     const width = document.documentElement.clientWidth;
     return [...document.querySelectorAll('body *')]
@@ -273,5 +274,7 @@ t.test('keyboard and 200% zoom', async (t) => {
     await rig.gateway.close();
     await waitForText(page, '#connection', /NOT LIVE: cannot read the gateway's status since \d\d:\d\d:\d\d .*retrying every second/, 10_000);
     t.match(await page.textContent(building('serpong-dc')), /drained/, 'the last known state stays on screen');
+    t.equal(await page.textContent('#announcer'), 'Not live: the page cannot read the gateway\'s status.', 'screen readers hear the change once');
+    t.equal(await page.getAttribute('#connection', 'role'), null, 'the ticking clock is not a live region');
   });
 });

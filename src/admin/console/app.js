@@ -165,7 +165,16 @@ async function pollTraffic() {
   }
 }
 
+// The clock in #connection changes every second; screen readers hear only changes of liveness.
+let announcedLive = null;
+function announce(isLive) {
+  if (announcedLive === isLive) return;
+  announcedLive = isLive;
+  $('announcer').textContent = isLive ? 'Live: the page follows the gateway.' : 'Not live: the page cannot read the gateway\'s status.';
+}
+
 function showConnection(problem) {
+  announce(false);
   const node = $('connection');
   const stale = lastDoc === null ? 'nothing shown yet' : `showing the state as of ${formatClock(new Date(lastOkMs).toISOString())}`;
   node.className = 'connection tone-bad';
@@ -180,6 +189,7 @@ function showConnection(problem) {
 function render(doc) {
   const nowMs = Date.now();
   $('gateway-line').textContent = `detour ${doc.version} · policy ${doc.policyFile} · route table v${doc.tableVersion}`;
+  announce(true);
   const conn = $('connection');
   conn.className = 'connection tone-ok';
   conn.replaceChildren(
