@@ -11,12 +11,13 @@ import {
 
 const since = '2026-01-01T00:00:00.000Z';
 
-function route(over: Partial<RouteStatus>): RouteStatus {
+/** A route status; the cast lets newer optional fields (passiveIgnored) in without breaking older types. */
+function route(over: Partial<RouteStatus> & { passiveIgnored?: string | null }): RouteStatus {
   return {
     name: 'ceir', priority: 1, sites: ['cyber1', 'serpong'], state: 'preferred', active: 'cyber1',
     weights: [{ site: 'cyber1', weight: 100 }], reason: 'serving from cyber1', since,
-    pendingFailover: null, pendingFailback: false, blocked: null, pinnedTo: null, integrity: null, ...over,
-  };
+    pendingFailover: null, pendingFailback: false, blocked: null, pinnedTo: null, passiveIgnored: null, integrity: null, ...over,
+  } as RouteStatus;
 }
 
 function site(over: Partial<SiteStatus>): SiteStatus {
@@ -86,6 +87,8 @@ t.test('route notes say what a route waits for', async (t) => {
     integrity: { ok: false, detail: 'checksum a1f3 (cyber1) != 9c2e (serpong)', since },
   })), ['failback blocked by the integrity gate'], 'what the reason says is not repeated');
   t.same(routeNotes({ ...route({ integrity: { ok: true, detail: 'same', since } }), reason: undefined as unknown as string }), ['integrity matches: same']);
+  t.same(routeNotes(route({ passiveIgnored: 'cyber1' })),
+    ['still served from cyber1 although live traffic marked it down: it is the route\'s last site'], 'passive evidence alone never takes the last site');
 });
 
 t.test('route actions offered per state', async (t) => {

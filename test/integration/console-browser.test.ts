@@ -186,8 +186,10 @@ t.test('the page follows a building fire live, keeps markup as text and guards a
     await waitForText(page, `${routeRow('ceir')} .detail`, new RegExp(want.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')), 10_000);
     t.match(await page.textContent(`${routeRow('ceir')} .detail`), want, 'the reason shows the markup literally');
     t.equal(await page.locator('#routes svg').count(), 0, 'and made no element of it');
-    rig.gateway.control.recordEvent({ type: 'note', message: `operator note <script>window.__xss=2</script>${markup}` });
-    await waitForText(page, '#events', /operator note <script>/);
+    // A failed reload's message quotes the policy file: free text an operator did not write for a browser.
+    rig.gateway.control.recordEvent({ type: 'policyReloadFailed', message: `policy line <script>window.__xss=2</script>${markup}` });
+    await waitForText(page, '#events', /policyReloadFailed: policy line <script>/);
+    t.ok((await page.textContent('#events'))?.includes(markup), 'the event message shows the markup literally');
     t.equal(await page.locator('img').count(), 0, 'no element was made from the markup');
     t.equal(await page.locator('main script').count(), 0);
     t.equal(await page.evaluate(() => (window as unknown as { __xss?: number }).__xss), undefined, 'no handler ran');

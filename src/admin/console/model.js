@@ -60,6 +60,9 @@ export function routeNotes(route) {
     notes.push(`integrity ${route.integrity.ok ? 'matches' : 'check failing'}: ${route.integrity.detail}`);
   }
   if (route.pinnedTo) notes.push(`pinned to ${route.pinnedTo} until unpinned`);
+  if (route.passiveIgnored) {
+    notes.push(`still served from ${route.passiveIgnored} although live traffic marked it down: it is the route's last site`);
+  }
   return notes;
 }
 
