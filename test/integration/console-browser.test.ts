@@ -132,6 +132,10 @@ t.test('the console shows the gateway live and drains a building with the token'
     await waitForText(page, latestMessage, /undrain building gedung-cyber-1: building gedung-cyber-1 undrained/);
     await waitForText(page, routeRow('ceir'), /on preferred site/, 8000);
     t.same(await cookiesAndStorage(page), { cookie: '', local: 0, session: 0 }, 'the token is in no cookie or storage');
+    await waitForText(page, '#audit li:first-child', /undrain building gedung-cyber-1: ok \(200\) building gedung-cyber-1 undrained, from 127\.0\.0\.1/);
+    const audit = await page.locator('#audit li').allTextContents();
+    t.ok(audit.some((a) => /drain building gedung-cyber-1: ok \(200\) building gedung-cyber-1 drained/.test(a)), 'the drain is in the audit trail');
+    t.ok(audit.some((a) => /: refused \(403\) invalid admin token/.test(a)), 'and so is the refused attempt');
   });
 
   t.same(problems, [], 'no script error or CSP violation on the page');
@@ -211,7 +215,7 @@ t.test('the page follows a building fire live, keeps markup as text and guards a
     await waitForText(page, latestMessage, /FORCED failback of ceir: failback of ceir approved/);
     await waitFor(async () => (await rig.admin('GET', '/status')).json.events.some((e: { type: string }) => e.type === 'failbackForced'),
       { timeoutMs: 5000, message: 'failbackForced event' });
-    await waitForText(page, '#audit', /failbackForced: route ceir failback to cyber1 FORCED/);
+    await waitForText(page, '#audit', /failback route ceir \(forced\): ok \(200\) failback of ceir approved/);
   });
 
   await t.test('pin and unpin from the row, and reload', async (t) => {
@@ -279,4 +283,22 @@ t.test('keyboard and 200% zoom', async (t) => {
     t.equal(await page.textContent('#announcer'), 'Not live: the page cannot read the gateway\'s status.', 'screen readers hear the change once');
     t.equal(await page.getAttribute('#connection', 'role'), null, 'the ticking clock is not a live region');
   });
+});
+
+t.test('with admin.publicRead: false the page asks for the token, then goes live with it', async (t) => {
+  const page = await newPage(t);
+  const rig = await startRig(t, sites, () => ({
+    admin: { token: TOKEN, publicRead: false },
+    routes: [{ name: 'ceir', sites: ['cyber1', 'serpong'] }],
+  }));
+  const response = await page.goto(`${rig.gateway.adminUrl}/`);
+  t.equal(response?.status(), 200, 'the page itself carries no data and needs no token');
+  await waitForText(page, '#connection', /NOT LIVE: .*401 unauthorized.*this gateway shows its status only with the admin token: enter it above/);
+  t.equal(await page.locator('#routes tr').count(), 0, 'nothing shown without the token');
+  t.equal((await fetch(`${rig.gateway.adminUrl}/console/traffic`)).status, 401, 'the traffic counters are guarded like /metrics');
+  await page.fill('#token-input', TOKEN);
+  await page.press('#token-input', 'Enter');
+  await waitForText(page, '#connection', /live: updated/);
+  await waitForText(page, routeRow('ceir'), /on preferred site/);
+  await waitForText(page, '#traffic [data-key="ceir"] .now', /now \d+(\.\d)? req\/s|measuring/);
 });

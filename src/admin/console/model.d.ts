@@ -33,7 +33,7 @@ export function drainedSince(kind: 'site' | 'building', name: string, events: re
 export function newestFirst<T>(events: readonly T[], limit?: number): T[];
 
 /** A status document, possibly from a newer gateway with `audit` and replica fields. */
-export type StatusLike = Partial<StatusDocument> & {
+export type StatusLike = Omit<Partial<StatusDocument>, 'audit'> & {
   readonly audit?: unknown;
   readonly replica?: unknown;
   readonly leader?: unknown;
