@@ -303,6 +303,17 @@ t.test('with admin.publicRead: false the page asks for the token, then goes live
   t.equal(response?.status(), 200, 'the page itself carries no data and needs no token');
   await waitForText(page, '#connection', /NOT LIVE: .*401 unauthorized.*this gateway shows its status only with the admin token: enter it above/);
   t.equal(await page.locator('#routes tr').count(), 0, 'nothing shown without the token');
+  // The gateway locks an address out after 5 failed authentications: the page must stop asking.
+  const failures = async () => {
+    const text = (await rig.admin('GET', '/metrics')).text;
+    return Number(/^detour_admin_auth_failures_total\{reason="missing"\} (\d+)/m.exec(text)?.[1] ?? 0);
+  };
+  const early = await failures();
+  await waitForText(page, '#connection', /NOT LIVE: cannot read the gateway's status since (\d\d:\d\d:\d\d).*/);
+  const since = Date.now();
+  await waitFor(() => Date.now() - since > 3000, { timeoutMs: 5000, message: 'three poll periods' });
+  t.equal(await failures(), early, 'no more unauthenticated reads while the page waits for the token');
+  t.ok(early >= 1 && early <= 2, `only the first status and traffic reads were refused (${early})`);
   t.equal((await fetch(`${rig.gateway.adminUrl}/console/traffic`)).status, 401, 'the traffic counters are guarded like /metrics');
   await page.fill('#token-input', TOKEN);
   await page.press('#token-input', 'Enter');

@@ -89,7 +89,7 @@ async function request(method, path, body) {
       method, headers, body: body === undefined ? undefined : JSON.stringify(body),
       cache: 'no-store', credentials: 'omit', signal: controller.signal,
     });
-    return { status: res.status, ok: res.ok, text: await res.text() };
+    return { status: res.status, ok: res.ok, text: await res.text(), retryAfter: res.headers.get('retry-after') };
   } finally {
     clearTimeout(timer);
   }
@@ -130,16 +130,43 @@ const seg = (name) => encodeURIComponent(name);
 let statusTimer;
 let statusInFlight = false;
 
+// admin.publicRead: false puts reads behind the token, and the gateway limits
+// failed authentications per address: a page polling every second without the
+// right token would lock its operator out. So a refused read stops the reads
+// until a token is entered, and a 429 pauses them for its Retry-After.
+let readsRefused = null;
+let readsPausedUntilMs = 0;
+
+function readsAllowed() {
+  return readsRefused === null && Date.now() >= readsPausedUntilMs;
+}
+
+/** True when the answer refuses reads (401, 403, 429); polling then holds back. */
+function holdReadsFor(res) {
+  if (res.status === 401 || res.status === 403) {
+    readsRefused = `${refusalText(res.status, res.text)}; this gateway shows its status only with the admin token: enter it above (until then the page stops asking)`;
+    return true;
+  }
+  if (res.status === 429) {
+    const seconds = Number(res.retryAfter);
+    readsPausedUntilMs = Date.now() + (Number.isFinite(seconds) && seconds > 0 ? seconds : 30) * 1000;
+    return true;
+  }
+  return false;
+}
+
+function readsHeldReason() {
+  return readsRefused ?? `the gateway limits this address after failed authentications; reads resume at ${formatClock(new Date(readsPausedUntilMs).toISOString())}`;
+}
+
 async function pollStatus() {
   if (statusInFlight) return;
   statusInFlight = true;
   clearTimeout(statusTimer);
   try {
+    if (!readsAllowed()) throw new Error(readsHeldReason());
     const res = await request('GET', 'status');
-    if (res.status === 401 || res.status === 403) {
-      // admin.publicRead: false puts /status behind the token too.
-      throw new Error(`${refusalText(res.status, res.text)}; this gateway shows its status only with the admin token: enter it above`);
-    }
+    if (holdReadsFor(res)) throw new Error(readsHeldReason());
     if (!res.ok) throw new Error(refusalText(res.status, res.text));
     lastDoc = JSON.parse(res.text);
     lastOkMs = Date.now();
@@ -156,7 +183,9 @@ async function pollStatus() {
 
 async function pollTraffic() {
   try {
+    if (!readsAllowed()) return;
     const res = await request('GET', 'console/traffic');
+    if (holdReadsFor(res)) return;
     if (res.ok && traffic.add(JSON.parse(res.text))) renderTraffic();
   } catch {
     // The status poll reports an unreachable gateway; the chart just shows a gap.
@@ -435,6 +464,7 @@ function start() {
     const input = $('token-input');
     token = input.value.trim();
     input.value = '';
+    readsRefused = null;
     $('token-state').textContent = token === ''
       ? 'No token entered: the page is read-only and actions will be refused.'
       : 'Token entered (kept in memory only): actions are sent with it.';
