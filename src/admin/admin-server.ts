@@ -24,6 +24,7 @@ import type { AdminControl, ControlResult, DrainTarget } from './admin-control.j
 import { createAuthorizer } from './auth.js';
 import { AuditLog } from './audit-log.js';
 import { AuthLimiter, type AuthLimiterOptions } from './auth-limiter.js';
+import { consoleEndpoints } from './console-routes.js';
 
 export interface AdminServerOptions {
   readonly host: string;
@@ -73,6 +74,7 @@ interface Reply {
   readonly status: number;
   readonly body: string;
   readonly contentType: string;
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 interface EndpointContext {
@@ -214,6 +216,8 @@ function buildPaths(control: AdminControl): readonly PathSpec[] {
     });
 
   return [
+    // The operator console: GET / and its files (src/admin/console-routes.ts).
+    ...consoleEndpoints({ metrics: () => control.metrics() }).map((e) => ({ template: e.template, methods: { GET: read(e.action, e.run) } })),
     { template: ['healthz'], methods: { GET: read('healthz', async () => jsonReply(200, { status: 'ok' })) } },
     {
       template: ['metrics'],
@@ -440,6 +444,7 @@ function sendError(res: ServerResponse, err: DetourError): void {
 function send(res: ServerResponse, reply: Reply, extraHeaders: Record<string, string> = {}): void {
   if (res.headersSent || res.destroyed) return;
   res.writeHead(reply.status, {
+    ...reply.headers,
     ...extraHeaders,
     'content-type': reply.contentType,
     'content-length': Buffer.byteLength(reply.body),

@@ -76,6 +76,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
   const parsed = parsePolicy(demoPolicyYaml(cyber1, serpong, opts.fast), 'demo.yaml', { DEMO_TOKEN: token });
   if (!parsed.ok) throw new Error(`demo policy invalid:\n${parsed.errors.map(formatPolicyError).join('\n')}`);
   const gateway = await startGateway({ policy: parsed.policy, logger: silentLogger() });
+  // First line: the story can be watched (and acted on) in the operator console while it runs.
+  opts.out(`Operator console: ${gateway.adminUrl}/  (open it in a browser to watch; token for its actions: ${token})`);
   // Operator actions go through the real admin API, as `detour drain` would.
   const admin = new AdminClient({ baseUrl: gateway.adminUrl, token });
 
@@ -282,6 +284,7 @@ class Screen {
       ...(this.load?.failures.length ? ['failures:', ...this.load.failures.map((f) => `  ${f}`)] : []),
       '',
       'Where to look on a real gateway (detour start -c config/jakarta-fire.yaml):',
+      '  http://127.0.0.1:9090/               the operator console: buildings, routes, traffic, events, actions',
       '  GET  http://127.0.0.1:9090/status    routes, sites, why each route is where it is, recent events',
       '  GET  http://127.0.0.1:9090/metrics   Prometheus metrics (detour_*)',
       '  grafana/dashboards/detour.json     the Grafana dashboard; grafana/prometheus/alerts.yaml the alert rules',

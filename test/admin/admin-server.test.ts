@@ -202,13 +202,14 @@ t.test('route names in the path are URL-decoded', async (t) => {
 
 t.test('unknown paths are 404, wrong methods 405 with Allow', async (t) => {
   const s = await startTestServer(t);
-  for (const path of ['/', '/nope', '/routes', '/routes/ceir', '/routes//pin', '/routes/ceir/pin/extra', '/drain/site', '/statuses']) {
+  for (const path of ['/nope', '/routes', '/routes/ceir', '/routes//pin', '/routes/ceir/pin/extra', '/drain/site', '/statuses']) {
     const res = await call(s.url, 'POST', path, { token: null });
     t.equal(res.status, 404, `POST ${path}`);
     t.equal(res.json.code, 'not_found');
   }
   const cases: Array<{ method: string; path: string; allow: string }> = [
     { method: 'POST', path: '/status', allow: 'GET, HEAD' },
+    { method: 'POST', path: '/', allow: 'GET, HEAD' },
     { method: 'DELETE', path: '/healthz', allow: 'GET, HEAD' },
     { method: 'PUT', path: '/metrics', allow: 'GET, HEAD' },
     { method: 'GET', path: '/drain', allow: 'POST, DELETE' },

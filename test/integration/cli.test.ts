@@ -167,6 +167,8 @@ t.test('detour start: SIGTERM lets an in-flight request finish, then exits 0', a
 t.test('detour demo runs the whole story and reports zero failed client requests', async (t) => {
   const r = await run(['demo', '--fast', '--plain'], {}, 120_000);
   t.equal(r.code, 0, `exit 0 (${r.stderr.slice(-500)})`);
+  t.match(r.stdout.split('\n')[0], /^Operator console: http:\/\/127\.0\.0\.1:\d+\/ {2}\(open it in a browser to watch; token for its actions: [0-9a-f]{32}\)$/,
+    'the console URL comes first');
   t.match(r.stdout, /Act 2: Fire in gedung-cyber-1/);
   t.match(r.stdout, /admin API: building gedung-cyber-1 drained/, 'the operator drains the building through the admin API');
   t.match(r.stdout, /cyber1 is up, and drained: 0 requests reached it/);
