@@ -16,6 +16,7 @@ import { PassiveMonitor } from './health/passive-monitor.js';
 import { IntegrityVerifier } from './health/integrity-verifier.js';
 import { WebhookNotifier } from './notify/webhook-notifier.js';
 import { Forwarder } from './proxy/forwarder.js';
+import { answerClientError, applyClientLimits, clientServerOptions } from './proxy/client-limits.js';
 import { startAdminServer } from './admin/admin-server.js';
 import { createStateStore } from './state/create-store.js';
 import type { StateStore } from './state/state-store.js';
@@ -127,14 +128,14 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   control.started();
   updateVerifier(control.table);
 
-  const server = http.createServer((req, res) => forwarder.handle(req, res));
+  const server = http.createServer(clientServerOptions(policy.limits), (req, res) => forwarder.handle(req, res));
   server.on('upgrade', (req, socket, head) => forwarder.handleUpgrade(req, socket, head));
+  // Unparseable heads (431 for too many header bytes), heads or requests past their timeout (408).
   server.on('clientError', (err, socket) => {
-    logger.debug({ err: err.message }, 'client error');
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
-    else socket.destroy();
+    const status = answerClientError(err, socket);
+    logger.debug({ err: err.message, code: (err as { code?: unknown }).code, status }, 'client error');
   });
-  server.keepAliveTimeout = 65_000;
+  applyClientLimits(server, policy.limits);
   const stopBackground = async () => {
     await prober.close();
     await verifier.close();
@@ -165,6 +166,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     policy = effective;
     control.replacePolicy(effective);
     forwarder.retainOrigins(effective.sites.map((s) => s.url));
+    applyClientLimits(server, effective.limits);
     prober.update(effective.sites);
     passive.update(effective.sites);
     notifier.update(effective.notify.webhooks);

@@ -16,6 +16,9 @@ import { Exchange, reportFailure, unavailableAnswer, type ExchangeContext, type 
 import { createProxyEngine, type ProxyEngine } from './http-proxy-adapter.js';
 import { InFlightRegistry } from './in-flight.js';
 import { sendLocal, sendLocalOnSocket, type LocalAnswer } from './local-response.js';
+import { checkFraming } from './request-framing.js';
+import { RetryBudget } from './retry-budget.js';
+import { trustedProxies, type TrustedProxies } from './trusted-proxies.js';
 import { parseRequestTarget } from './request-target.js';
 import { WebSocketRegistry } from './websocket-registry.js';
 
@@ -30,6 +33,8 @@ export interface ForwarderDeps {
   readonly random?: () => number;
   /** Defaults to the http-proxy-3 engine. */
   readonly engine?: ProxyEngine;
+  /** Clock for the retry budget's window (default performance.now). */
+  readonly nowMs?: () => number;
 }
 
 const NOT_FOUND: LocalAnswer = { status: 404, message: 'detour: no route matches this request' };
@@ -41,14 +46,22 @@ export class Forwarder {
   private readonly exchanges = new Set<Exchange>();
   private readonly registry = new InFlightRegistry<Exchange>();
   private readonly webSockets = new WebSocketRegistry();
+  private readonly retryBudget = new RetryBudget();
   private readonly context: ExchangeContext;
   private closing: Promise<void> | undefined;
   private onIdle: (() => void) | undefined;
 
   constructor(private readonly deps: ForwarderDeps) {
     this.log = deps.logger;
-    this.engine = deps.engine ?? createProxyEngine({ logger: this.log });
     const table = (): RouteTable => deps.currentTable();
+    const trust = new WeakMap<readonly string[], TrustedProxies>();
+    const isTrustedProxy: TrustedProxies = (peer) => {
+      const cidrs = table().policy.trustedProxies;
+      let check = trust.get(cidrs);
+      if (!check) trust.set(cidrs, (check = trustedProxies(cidrs)));
+      return check(peer);
+    };
+    this.engine = deps.engine ?? createProxyEngine({ logger: this.log, isTrustedProxy });
     this.context = {
       engine: this.engine,
       passive: deps.passive,
@@ -63,6 +76,8 @@ export class Forwarder {
         this.exchanges.delete(exchange);
         if (this.exchanges.size === 0) this.onIdle?.();
       },
+      retryBudget: this.retryBudget,
+      nowMs: deps.nowMs ?? (() => performance.now()),
     };
   }
 
@@ -104,14 +119,19 @@ export class Forwarder {
   private resolve(req: IncomingMessage, startedMs: number):
     | { readonly ok: true; readonly table: RouteTable; readonly route: RoutePolicy }
     | { readonly ok: false; readonly answer: LocalAnswer } {
-    const target = parseRequestTarget(req.url ?? '/');
+    const framing = checkFraming(req);
+    if (framing !== undefined) {
+      this.count('none', 'none', 400, startedMs);
+      return { ok: false, answer: { status: 400, message: `detour: bad request: ${framing}`, headers: { connection: 'close' } } };
+    }
+    const target = parseRequestTarget(req.url ?? '/', req.headers.host);
     if (!target.ok) {
       this.count('none', 'none', 400, startedMs);
-      return { ok: false, answer: { status: 400, message: `detour: bad request target: ${target.reason}` } };
+      return { ok: false, answer: { status: 400, message: `detour: bad request target: ${target.reason}`, headers: { connection: 'close' } } };
     }
     req.url = target.path;
     const table = this.deps.currentTable();
-    const route = matchRoute(table.policy, req.headers.host, target.path);
+    const route = matchRoute(table.policy, req.headers.host, target.routePath);
     if (!route) {
       this.count('none', 'none', NOT_FOUND.status, startedMs);
       return { ok: false, answer: NOT_FOUND };
@@ -237,6 +257,8 @@ export class Forwarder {
    * a reload removed or moved sites). Requests running on them finish.
    */
   retainOrigins(siteUrls: Iterable<string>): void {
+    const policy = this.deps.currentTable().policy;
+    this.retryBudget.retain((route, site) => policy.routes.some((r) => r.name === route && r.sites.includes(site)));
     const dropped = this.engine.retainOrigins(siteUrls);
     if (dropped.length > 0) this.log.info({ origins: dropped }, 'proxy: dropped connection pools of sites no longer configured');
   }
