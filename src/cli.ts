@@ -82,6 +82,11 @@ async function runStart(opts: { config: string; watch: boolean; logLevel: string
   };
   const watcher = opts.watch ? new PolicyWatcher({ file: opts.config, onChange: () => void reload('file change') }) : undefined;
   process.on('SIGHUP', () => void reload('SIGHUP'));
+  // logrotate moved the access log away: write to a new file at the same path.
+  process.on('SIGUSR1', () => {
+    gateway.reopenLogs();
+    logger.info('SIGUSR1: access log reopened');
+  });
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) {

@@ -17,6 +17,7 @@ import { IntegrityVerifier } from './health/integrity-verifier.js';
 import { WebhookNotifier } from './notify/webhook-notifier.js';
 import { Forwarder } from './proxy/forwarder.js';
 import { answerClientError, applyClientLimits, clientServerOptions } from './proxy/client-limits.js';
+import { AccessLog } from './proxy/access-log.js';
 import { startAdminServer } from './admin/admin-server.js';
 import { createStateStore } from './state/create-store.js';
 import type { StateStore } from './state/state-store.js';
@@ -57,6 +58,8 @@ export interface Gateway {
   applyPolicy(policy: Policy): ReloadResult;
   /** Stop taking requests, let in-flight ones finish within shutdown.grace, stop everything. */
   close(): Promise<void>;
+  /** Reopen the access log file (SIGUSR1, after log rotation). */
+  reopenLogs(): void;
 }
 
 /** Events operators want pushed to them (webhooks): one per transition. */
@@ -101,8 +104,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     logger: logger.child({ component: 'integrity' }), metrics, now,
     onVerdict: (route, verdict) => control.integrityVerdict(route, verdict),
   });
+  const accessLog = new AccessLog({ logger: logger.child({ component: 'access-log' }), ...(opts.random ? { random: opts.random } : {}) });
+  accessLog.update(policy.accessLog);
   const forwarder = new Forwarder({
-    currentTable: () => control.table, passive, metrics, logger: logger.child({ component: 'proxy' }),
+    currentTable: () => control.table, passive, metrics, logger: logger.child({ component: 'proxy' }), accessLog,
     ...(opts.random ? { random: opts.random } : {}),
   });
 
@@ -133,7 +138,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   // Unparseable heads (431 for too many header bytes), heads or requests past their timeout (408).
   server.on('clientError', (err, socket) => {
     const status = answerClientError(err, socket);
-    logger.debug({ err: err.message, code: (err as { code?: unknown }).code, status }, 'client error');
+    const code = (err as { code?: unknown }).code;
+    logger.debug({ err: err.message, code, status }, 'client error');
+    accessLog.refused(socket, status, typeof code === 'string' ? `${code}: ${err.message}` : err.message);
   });
   applyClientLimits(server, policy.limits);
   const stopBackground = async () => {
@@ -148,6 +155,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   } catch (err) {
     // Nothing may outlive a gateway that could not start (probes, Redis connections).
     await stopBackground();
+    await accessLog.close();
     throw new Error(`cannot listen on ${policy.listen.host}:${policy.listen.port}: ${(err as Error).message}`, { cause: err });
   }
   const proxyAddress = server.address() as AddressInfo;
@@ -167,6 +175,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     control.replacePolicy(effective);
     forwarder.retainOrigins(effective.sites.map((s) => s.url));
     applyClientLimits(server, effective.limits);
+    accessLog.update(effective.accessLog);
     prober.update(effective.sites);
     passive.update(effective.sites);
     notifier.update(effective.notify.webhooks);
@@ -210,6 +219,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   } catch (err) {
     server.close();
     await stopBackground();
+    await accessLog.close();
     throw err;
   }
 
@@ -227,6 +237,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       await notifier.close(Math.min(2000, policy.shutdown.graceMs));
       await store.close();
       await admin.close();
+      await accessLog.close();
     })();
     return closing;
   };
@@ -245,6 +256,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     reload,
     applyPolicy,
     close,
+    reopenLogs: () => accessLog.reopen(),
   };
 }
 

@@ -16,6 +16,7 @@ import { Exchange, reportFailure, unavailableAnswer, type ExchangeContext, type 
 import { createProxyEngine, type ProxyEngine } from './http-proxy-adapter.js';
 import { InFlightRegistry } from './in-flight.js';
 import { sendLocal, sendLocalOnSocket, type LocalAnswer } from './local-response.js';
+import type { AccessLog } from './access-log.js';
 import { checkFraming } from './request-framing.js';
 import { RetryBudget } from './retry-budget.js';
 import { trustedProxies, type TrustedProxies } from './trusted-proxies.js';
@@ -35,6 +36,8 @@ export interface ForwarderDeps {
   readonly engine?: ProxyEngine;
   /** Clock for the retry budget's window (default performance.now). */
   readonly nowMs?: () => number;
+  /** One line per request, when the policy has an access log. */
+  readonly accessLog?: AccessLog;
 }
 
 const NOT_FOUND: LocalAnswer = { status: 404, message: 'detour: no route matches this request' };
@@ -88,22 +91,28 @@ export class Forwarder {
 
   handle(req: IncomingMessage, res: ServerResponse): void {
     const startedMs = performance.now();
+    const note = this.deps.accessLog?.begin(req, res);
     if (this.closing) {
+      if (note) note.why = SHUTTING_DOWN.message;
       sendLocal(res, SHUTTING_DOWN);
       return;
     }
     const found = this.resolve(req, startedMs);
     if (!found.ok) {
+      if (note) note.why = found.answer.message;
       sendLocal(res, found.answer);
       return;
     }
     const { table, route } = found;
+    if (note) note.route = route.name;
     const decision = table.byName.get(route.name);
     if (!decision || !canServe(decision)) {
+      if (note) note.why = 'no site can serve';
       this.answerUnavailable(res, table.policy, route, startedMs);
       return;
     }
     const exchange = new Exchange(this.context, req, res, route, decision, startedMs);
+    if (note) note.summary = () => exchange.summary();
     this.exchanges.add(exchange);
     exchange.start().catch((err: unknown) => {
       // Nothing in start() should throw; if it does, the client still gets an answer.
