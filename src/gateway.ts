@@ -140,7 +140,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     const status = answerClientError(err, socket);
     const code = (err as { code?: unknown }).code;
     logger.debug({ err: err.message, code, status }, 'client error');
-    accessLog.refused(socket, status, typeof code === 'string' ? `${code}: ${err.message}` : err.message);
+    if (status !== undefined) accessLog.refused(socket, status, typeof code === 'string' ? `${code}: ${err.message}` : err.message);
   });
   applyClientLimits(server, policy.limits);
   const stopBackground = async () => {

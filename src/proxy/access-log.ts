@@ -9,6 +9,7 @@
 // host, path (as forwarded, without the query), route, site, status, bytes
 // (written to the client, head included), durationMs, retries, and why (the
 // re-sends, a spent retry budget, or the reason detour answered itself).
+import { closeSync, openSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { pino } from 'pino';
@@ -36,6 +37,13 @@ export interface AccessLogOptions {
 const MAX_PATH_CHARS = 1024;
 /** Buffered bytes beyond which lines are dropped rather than held in memory. */
 const MAX_BUFFER_BYTES = 16 * 1024 * 1024;
+/**
+ * Lines are written in batches of this many bytes, or every FLUSH_MS: one
+ * write per line costs a thread-pool round trip and a system call each, which
+ * measurably slowed requests under load.
+ */
+const BATCH_BYTES = 4096;
+const FLUSH_MS = 500;
 
 export class AccessLog {
   private config: AccessLogPolicy | undefined;
@@ -56,6 +64,11 @@ export class AccessLog {
     if (config?.path === previous?.path && this.dest) return;
     this.closeDestination();
     if (config) this.dest = this.open(config.path);
+  }
+
+  /** Whether lines are being written (false: off, or the path could not be opened). */
+  get isOpen(): boolean {
+    return this.dest !== undefined;
   }
 
   /** Start the line for one request; undefined when it is not logged (no access log, or sampled out). */
@@ -107,7 +120,12 @@ export class AccessLog {
 
   /** Reopen the file (after rotation moved it away); stdout has nothing to reopen. */
   reopen(): void {
-    if (this.dest && this.config && this.config.path !== 'stdout') this.dest.reopen();
+    if (!this.dest || !this.config || this.config.path === 'stdout') return;
+    try {
+      this.dest.reopen();
+    } catch (err) {
+      this.log.error({ err: (err as Error).message, path: this.config.path }, 'access log: cannot reopen');
+    }
   }
 
   /** Flush what is buffered and close the file. */
@@ -123,12 +141,21 @@ export class AccessLog {
     });
   }
 
-  private open(path: string): Destination {
-    const dest = pino.destination({ dest: path === 'stdout' ? 1 : path, sync: false, maxLength: MAX_BUFFER_BYTES, minLength: 0 });
-    dest.on('error', (err: Error) => {
-      this.log.error({ err: err.message, path }, 'access log: cannot write; no access log until the policy names a writable path');
-      if (this.dest === dest) this.dest = undefined;
+  private open(path: string): Destination | undefined {
+    if (path !== 'stdout') {
+      // Opened once here so a bad path is reported now, and never reaches the
+      // destination (which cannot be shut down cleanly before its file opened).
+      try {
+        closeSync(openSync(path, 'a'));
+      } catch (err) {
+        this.log.error({ err: (err as Error).message, path }, 'access log: cannot open the file; no access log until the policy names a writable path');
+        return undefined;
+      }
+    }
+    const dest = pino.destination({
+      dest: path === 'stdout' ? 1 : path, sync: false, maxLength: MAX_BUFFER_BYTES, minLength: BATCH_BYTES, periodicFlush: FLUSH_MS,
     });
+    dest.on('error', (err: Error) => this.log.error({ err: err.message, path }, 'access log: write failed'));
     dest.on('drop', () => {
       // One warning per thousand lines dropped: the log itself must not become the flood.
       if (this.dropped++ % 1000 === 0) this.log.warn({ path, dropped: this.dropped }, 'access log: destination too slow, dropping lines');

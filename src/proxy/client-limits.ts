@@ -55,16 +55,23 @@ const REASONS: Readonly<Record<number, string>> = {
  * Node's `clientError`: answer once and close the connection for good (a
  * half-close would leave a trickling client holding the socket). A response
  * that had already started on this socket cannot be followed by another one.
+ * Returns the status sent, or undefined when there was no one to answer (the
+ * client reset the connection, which Node reports here too).
  */
-export function answerClientError(err: Error, socket: Duplex): number {
+export function answerClientError(err: Error, socket: Duplex): number | undefined {
   const status = clientErrorStatus(err);
+  const code = (err as { code?: unknown }).code;
   const started = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true;
-  if (socket.writable && !started) {
+  if (code === 'ECONNRESET' || code === 'EPIPE' || !socket.writable) {
+    socket.destroy();
+    return undefined;
+  }
+  if (!started) {
     const body = `detour: ${REASONS[status]!.toLowerCase()}\n`;
     socket.end(`HTTP/1.1 ${status} ${REASONS[status]!}\r\ncontent-type: text/plain; charset=utf-8\r\n`
       + `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`, () => socket.destroy());
-  } else {
-    socket.destroy();
+    return status;
   }
-  return status;
+  socket.destroy();
+  return undefined;
 }

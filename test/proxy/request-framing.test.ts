@@ -66,7 +66,13 @@ t.test('client errors: 431 for header overflow, 408 for timeouts, else 400; the 
 
   const started = Object.assign(new PassThrough(), { _httpMessage: { headersSent: true } });
   const destroyed = new Promise((resolve) => started.once('close', resolve));
-  t.equal(answerClientError(coded('ERR_HTTP_REQUEST_TIMEOUT'), started), 408);
+  t.equal(answerClientError(coded('ERR_HTTP_REQUEST_TIMEOUT'), started), undefined, 'no second answer');
   await destroyed;
   t.equal(started.read(), null, 'nothing written after a response had started');
+
+  const reset = new PassThrough();
+  const resetClosed = new Promise((resolve) => reset.once('close', resolve));
+  t.equal(answerClientError(coded('ECONNRESET'), reset), undefined, 'a reset client gets no answer');
+  await resetClosed;
+  t.equal(reset.read(), null);
 });
