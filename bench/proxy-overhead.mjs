@@ -10,11 +10,14 @@
 //
 // --access-log adds a fourth target: detour with `accessLog` writing every
 // request to a file in the temp directory, and prints its cost against
-// detour without one.
+// detour without one (alternating rounds; throughput, latency and the server
+// process's CPU time per request). --noise-check runs the same comparison
+// between two gateways without an access log: the difference it shows is the
+// measurement's noise on this machine.
 //
 // The servers run in a child process so the load generator has its own core.
 import http from 'node:http';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fork } from 'node:child_process';
@@ -25,6 +28,8 @@ const { values } = parseArgs({
   options: {
     seconds: { type: 'string', default: '5' }, concurrency: { type: 'string', default: '32' },
     child: { type: 'boolean', default: false }, 'access-log': { type: 'boolean', default: false },
+    // With --access-log: give the second gateway no access log either, to see the noise between two equal ones.
+    'noise-check': { type: 'boolean', default: false },
     // Internal: the file the child's second gateway logs to.
     'log-file': { type: 'string' },
   },
@@ -71,7 +76,7 @@ ${extra}`;
     return startGateway({ policy: parsed.policy });
   };
   const gateway = await start('');
-  const logged = accessLogFile ? await start(`accessLog: { path: ${JSON.stringify(accessLogFile)} }`) : undefined;
+  const logged = accessLogFile ? await start(values['noise-check'] ? '' : `accessLog: { path: ${JSON.stringify(accessLogFile)} }`) : undefined;
   process.send({
     direct: `http://127.0.0.1:${sitePort}/`, bare: `http://127.0.0.1:${barePort}/`, detour: `${gateway.proxyUrl}/`,
     ...(logged ? { 'detour+log': `${logged.proxyUrl}/` } : {}),
@@ -90,7 +95,7 @@ ${extra}`;
 async function runBench(seconds, concurrency, withAccessLog) {
   const logDir = withAccessLog ? mkdtempSync(join(tmpdir(), 'detour-bench-')) : undefined;
   const logFile = logDir ? join(logDir, 'access.log') : undefined;
-  const args = ['--child', ...(logFile ? ['--log-file', logFile] : [])];
+  const args = ['--child', ...(logFile ? ['--log-file', logFile] : []), ...(values['noise-check'] ? ['--noise-check'] : [])];
   const child = fork(fileURLToPath(import.meta.url), args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const targets = ['direct', 'bare', 'detour', ...(logFile ? ['detour+log'] : [])];
   const urls = await new Promise((resolve, reject) => {
@@ -133,7 +138,7 @@ async function runBench(seconds, concurrency, withAccessLog) {
   }
   child.send('stop');
   await new Promise((r) => child.once('exit', r));
-  const logBytes = logFile ? statSync(logFile).size : 0;
+  const logBytes = logFile && existsSync(logFile) ? statSync(logFile).size : 0;
   if (logDir) rmSync(logDir, { recursive: true, force: true });
 
   const row = (name) => {
