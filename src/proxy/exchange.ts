@@ -108,7 +108,8 @@ export class Exchange {
   async start(): Promise<void> {
     this.res.on('close', () => this.onClientClosed());
     const body = await readRequestBody(this.req, this.route.retry.maxBodyBytes, this.route.limits.bodyBytes, () => this.refuseBody());
-    if (this.closed) return;
+    // `recorded`: the streamed body already ran past the limit (413 sent).
+    if (this.closed || this.recorded) return;
     if (body.kind === 'too_large') return this.refuseBody();
     if (body.kind === 'aborted') {
       this.log.debug({ detail: body.detail }, 'proxy: client gave up while sending the body');

@@ -54,6 +54,7 @@ t.test('promtool check metrics finds no problems in the exposition', async (t) =
   m.healthChecks.inc({ site: 'primary', result: 'fail' });
   m.healthCheckDuration.observe({ site: 'primary' }, 0.5);
   m.retries.inc({ route: 'r', from: 'primary', to: 'backup' });
+  m.retryBudgetExhausted.inc({ route: 'r' });
   m.configReloads.inc({ result: 'success' });
   m.integrityChecks.inc({ route: 'r', result: 'mismatch' });
   m.notifications.inc({ result: 'sent' });
