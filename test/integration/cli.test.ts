@@ -149,29 +149,6 @@ t.test('detour start: reload on file change, SIGHUP and POST /reload; a bad poli
   t.equal((await request(`${d.proxyUrl}/x`, undefined)).status, 200, 'still serving');
 });
 
-t.test('detour start: SIGUSR1 reopens the access log after rotation', async (t) => {
-  const primary = await startFakeSite({ name: 'primary' });
-  const backup = await startFakeSite({ name: 'backup' });
-  t.teardown(() => primary.close());
-  t.teardown(() => backup.close());
-  const dir = t.testdir({});
-  const log = join(dir, 'access.log');
-  const file = join(dir, 'policy.yaml');
-  await writeFile(file, `${policyYaml(primary.url, backup.url)}accessLog: { path: "${log}" }\n`);
-  const d = await startDetour(t, file, { TOKEN: 'tok' });
-  const count = async (f: string): Promise<number> => (await readFile(f, 'utf8').catch(() => '')).split('\n').filter(Boolean).length;
-  t.equal((await request(`${d.proxyUrl}/one`, undefined)).status, 200);
-  await waitFor(async () => (await count(log)) === 1, { timeoutMs: 3000, message: 'first line' });
-  await rename(log, `${log}.1`);
-  d.child.kill('SIGUSR1');
-  await waitFor(() => /access log reopened/.test(d.stderr()), { timeoutMs: 3000, message: 'SIGUSR1 handled' });
-  t.equal((await request(`${d.proxyUrl}/two`, undefined)).status, 200);
-  await waitFor(async () => (await count(log)) === 1, { timeoutMs: 3000, message: 'a new file at the path' });
-  t.match(await readFile(log, 'utf8'), /"path":"\/two"/);
-  t.equal(await count(`${log}.1`), 1, 'the rotated file keeps the old line');
-  t.equal(d.child.exitCode, null, 'still running (SIGUSR1 does not start the inspector or exit)');
-});
-
 t.test('detour start: SIGTERM lets an in-flight request finish, then exits 0', async (t) => {
   const { primary, d } = await startPolicyRig(t);
   primary.set({ status: 200, body: 'slow answer', delayMs: 700 });

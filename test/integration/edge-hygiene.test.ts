@@ -10,7 +10,9 @@ import { request } from '../proxy/fixtures/proxy-harness.js';
 import { waitFor } from '../helpers/wait.js';
 import type { TestPolicyInput } from '../helpers/policy.js';
 
-const sites = [{ name: 'ceir' }, { name: 'web' }];
+// Lenient probes: these tests are about the listener, and a loaded machine must not flap the sites.
+const lenient = { intervalMs: 500, timeoutMs: 2000, fall: 10 };
+const sites = [{ name: 'ceir', probe: lenient }, { name: 'web', probe: lenient }];
 
 async function edgeRig(t: Test, extra: Partial<Omit<TestPolicyInput, 'sites' | 'routes'>> = {}, routes?: TestPolicyInput['routes']): Promise<Rig> {
   return startRig(t, sites, () => ({

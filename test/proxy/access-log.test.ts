@@ -29,7 +29,8 @@ function rawAndClose(port: number, text: string): Promise<void> {
 
 t.test('one JSON line per request, with the fields an incident review needs', async (t) => {
   const file = join(t.testdir({}), 'access.log');
-  const rig = await startRig(t, [{ name: 'sick' }, { name: 'healthy' }], () => ({
+  const lenient = { intervalMs: 500, timeoutMs: 2000, fall: 10 };
+  const rig = await startRig(t, [{ name: 'sick', probe: lenient }, { name: 'healthy', probe: lenient }], () => ({
     routes: [
       { name: 'ceir', sites: ['sick', 'healthy'], match: { pathPrefix: '/ceir' }, limits: { bodyBytes: 10 } },
       { name: 'down', sites: ['sick'], match: { pathPrefix: '/down' } },
