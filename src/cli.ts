@@ -100,6 +100,11 @@ async function runStart(opts: { config: string; watch: boolean; logLevel: string
   };
   watchMaterial();
   process.on('SIGHUP', () => void reload('SIGHUP'));
+  // logrotate moved the access log away: write to a new file at the same path.
+  process.on('SIGUSR1', () => {
+    gateway.reopenLogs();
+    logger.info('SIGUSR1: access log reopened');
+  });
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) {

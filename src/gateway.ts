@@ -19,6 +19,8 @@ import { PassiveMonitor } from './health/passive-monitor.js';
 import { IntegrityVerifier } from './health/integrity-verifier.js';
 import { WebhookNotifier } from './notify/webhook-notifier.js';
 import { Forwarder } from './proxy/forwarder.js';
+import { answerClientError, applyClientLimits, clientServerOptions } from './proxy/client-limits.js';
+import { AccessLog } from './proxy/access-log.js';
 import { startAdminServer } from './admin/admin-server.js';
 import { AuditLog } from './admin/audit-log.js';
 import { createStateStore } from './state/create-store.js';
@@ -65,6 +67,8 @@ export interface Gateway {
   applyPolicy(policy: Policy): ReloadResult;
   /** Stop taking requests, let in-flight ones finish within shutdown.grace, stop everything. */
   close(): Promise<void>;
+  /** Reopen the access log file (SIGUSR1, after log rotation). */
+  reopenLogs(): void;
 }
 
 /** Events operators want pushed to them (webhooks): one per transition. */
@@ -126,8 +130,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     logger: logger.child({ component: 'integrity' }), metrics, now,
     onVerdict: (route, verdict) => control.integrityVerdict(route, verdict), clientTls,
   });
+  const accessLog = new AccessLog({ logger: logger.child({ component: 'access-log' }), ...(opts.random ? { random: opts.random } : {}) });
+  accessLog.update(policy.accessLog);
   const forwarder = new Forwarder({
-    currentTable: () => control.table, passive, metrics, logger: logger.child({ component: 'proxy' }),
+    currentTable: () => control.table, passive, metrics, logger: logger.child({ component: 'proxy' }), accessLog,
     ...(opts.random ? { random: opts.random } : {}), clientTls,
   });
 
@@ -156,14 +162,19 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   updateVerifier(control.table);
 
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => forwarder.handle(req, res);
-  const server: http.Server = material.listener ? https.createServer(material.listener, onRequest) : http.createServer(onRequest);
+  const serverOptions = clientServerOptions(policy.limits);
+  const server: http.Server = material.listener
+    ? https.createServer({ ...serverOptions, ...material.listener }, onRequest)
+    : http.createServer(serverOptions, onRequest);
   server.on('upgrade', (req, socket, head) => forwarder.handleUpgrade(req, socket, head));
+  // Unparseable heads (431 for too many header bytes), heads or requests past their timeout (408).
   server.on('clientError', (err, socket) => {
-    logger.debug({ err: err.message }, 'client error');
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
-    else socket.destroy();
+    const status = answerClientError(err, socket);
+    const code = (err as { code?: unknown }).code;
+    logger.debug({ err: err.message, code, status }, 'client error');
+    if (status !== undefined) accessLog.refused(socket, status, typeof code === 'string' ? `${code}: ${err.message}` : err.message);
   });
-  server.keepAliveTimeout = 65_000;
+  applyClientLimits(server, policy.limits);
   const stopBackground = async () => {
     await prober.close();
     await verifier.close();
@@ -176,6 +187,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   } catch (err) {
     // Nothing may outlive a gateway that could not start (probes, Redis connections).
     await stopBackground();
+    await accessLog.close();
     throw new Error(`cannot listen on ${policy.listen.host}:${policy.listen.port}: ${(err as Error).message}`, { cause: err });
   }
   const proxyAddress = server.address() as AddressInfo;
@@ -214,6 +226,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     warnUnverified(effective);
     control.replacePolicy(effective);
     forwarder.retainOrigins(effective.sites.map((s) => s.url));
+    applyClientLimits(server, effective.limits);
+    accessLog.update(effective.accessLog);
     prober.update(effective.sites);
     passive.update(effective.sites);
     notifier.update(effective.notify.webhooks);
@@ -274,6 +288,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   } catch (err) {
     server.close();
     await stopBackground();
+    await accessLog.close();
     throw err;
   }
 
@@ -315,6 +330,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       await notifier.close(Math.min(2000, policy.shutdown.graceMs));
       await store.close();
       await admin.close();
+      await accessLog.close();
     })();
     return closing;
   };
@@ -333,6 +349,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     reload,
     applyPolicy,
     close,
+    reopenLogs: () => accessLog.reopen(),
   };
 }
 

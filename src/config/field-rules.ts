@@ -1,6 +1,7 @@
 // Checks for single policy values (durations, URLs, names, numbers from the
 // environment), shared by the schema and the cross-reference pass. Each returns
 // a message an operator can act on, or the cleaned value.
+import { isIP } from 'node:net';
 import ms from 'ms';
 
 /** Site, route and building names: safe in URLs, metric labels and log lines. */
@@ -102,4 +103,41 @@ export function describeValue(input: unknown): string {
   if (typeof input === 'string') return JSON.stringify(input.length > 40 ? `${input.slice(0, 40)}…` : input);
   if (typeof input === 'object') return 'a map';
   return String(input);
+}
+
+// --- Edge limits: byte sizes and CIDRs (limits, routes[].limits, trustedProxies) ---
+
+const BYTE_UNITS: Readonly<Record<string, number>> = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3 };
+const MAX_BYTES = 1024 ** 4;
+
+/** `16384`, `16kb`, `10mb`, `1gb` -> bytes (k/m/g are powers of 1024, as in nginx). */
+export function parseByteSize(input: unknown): Checked<number> {
+  const example = 'a size like 16384, 64kb or 10mb';
+  if (input === null) return { ok: false, message: `is empty (expected ${example})` };
+  if (typeof input === 'number') {
+    if (!Number.isSafeInteger(input) || input < 0) return { ok: false, message: `must be a whole number of bytes, 0 or more (got ${input})` };
+    return input > MAX_BYTES ? { ok: false, message: 'must be at most 1024gb' } : { ok: true, value: input };
+  }
+  if (typeof input !== 'string') return { ok: false, message: `must be ${example} (got ${describeValue(input)})` };
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(input);
+  const unit = match?.[2]?.toLowerCase() || 'b';
+  const factor = BYTE_UNITS[unit];
+  if (!match || factor === undefined) return { ok: false, message: `"${input}" is not a size (use b, kb, mb or gb: 16kb, 10mb)` };
+  const value = Math.round(Number(match[1]) * factor);
+  return value > MAX_BYTES ? { ok: false, message: `"${input}" is too large; at most 1024gb` } : { ok: true, value };
+}
+
+/** `10.0.0.0/8`, `2001:db8::/32`, or one address (a /32 or /128). */
+export function checkCidr(input: unknown): Checked<string> {
+  const example = 'a CIDR like 10.0.0.0/8 or an address like 192.0.2.7';
+  if (typeof input !== 'string') return { ok: false, message: `must be ${example} (got ${describeValue(input)})` };
+  const text = input.trim();
+  const [address = '', bits, extra] = text.split('/');
+  const family = isIP(address);
+  if (family === 0 || extra !== undefined) return { ok: false, message: `"${input}" is not ${example}` };
+  if (bits !== undefined) {
+    const max = family === 4 ? 32 : 128;
+    if (!/^\d{1,3}$/.test(bits) || Number(bits) > max) return { ok: false, message: `"${input}": the prefix length must be 0 to ${max}` };
+  }
+  return { ok: true, value: text };
 }

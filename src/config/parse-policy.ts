@@ -203,7 +203,11 @@ function buildPolicy(doc: PolicyDocument, file: string, siteOrder: readonly stri
         stepMs: failback.step,
         ...(failback.maxConcurrent !== undefined && { maxConcurrent: failback.maxConcurrent }),
       },
-      retry: { on: route.retry.on, maxBodyBytes: route.retry.maxBodyBytes },
+      retry: {
+        on: route.retry.on, maxBodyBytes: route.retry.maxBodyBytes,
+        budget: { percent: route.retry.budget.percent, minPerSecond: route.retry.budget.minPerSecond },
+      },
+      limits: { bodyBytes: route.limits?.bodyBytes ?? doc.limits.bodyBytes },
     };
   });
   return {
@@ -226,6 +230,16 @@ function buildPolicy(doc: PolicyDocument, file: string, siteOrder: readonly stri
       webhooks: doc.notify.webhooks.map((hook) => ({ url: hook.url, timeoutMs: hook.timeout, retries: hook.retries, headers: { ...hook.headers } })),
     },
     shutdown: { graceMs: doc.shutdown.grace },
+    limits: {
+      headerBytes: doc.limits.headerBytes,
+      headersTimeoutMs: doc.limits.headersTimeout,
+      requestTimeoutMs: doc.limits.requestTimeout,
+      bodyBytes: doc.limits.bodyBytes,
+      keepAliveTimeoutMs: doc.limits.keepAliveTimeout,
+      maxConnections: doc.limits.maxConnections,
+    },
+    trustedProxies: doc.trustedProxies,
+    ...(doc.accessLog !== undefined && { accessLog: { path: doc.accessLog.path, sample: doc.accessLog.sample } }),
   };
 }
 

@@ -111,6 +111,15 @@ export interface RetryPolicy {
   readonly on: readonly number[];
   /** Largest request body buffered so that a non-idempotent request can be retried. */
   readonly maxBodyBytes: number;
+  /** Re-sends away from one site allowed as a share of the requests it received (see proxy/retry-budget.ts). */
+  readonly budget: RetryBudgetPolicy;
+}
+
+export interface RetryBudgetPolicy {
+  /** Retries out of a site, as a percentage of the requests sent to it in the window. */
+  readonly percent: number;
+  /** Retries always allowed per second of the window, however little traffic there is. */
+  readonly minPerSecond: number;
 }
 
 export interface RoutePolicy {
@@ -122,6 +131,8 @@ export interface RoutePolicy {
   readonly failover: { readonly mode: Mode };
   readonly failback: FailbackPolicy;
   readonly retry: RetryPolicy;
+  /** The route's own body limit, or the top-level limits.bodyBytes. */
+  readonly limits: { readonly bodyBytes: number };
 }
 
 export interface WebhookPolicy {
@@ -144,6 +155,32 @@ export interface Policy {
   readonly state?: { readonly redis: { readonly url: string; readonly keyPrefix: string } };
   readonly notify: { readonly webhooks: readonly WebhookPolicy[] };
   readonly shutdown: { readonly graceMs: number };
+  // Edge: request hygiene and the access log
+  readonly limits: LimitsPolicy;
+  /** CIDRs whose X-Forwarded-For is kept; empty: detour starts the chain. */
+  readonly trustedProxies: readonly string[];
+  /** Absent: no access log. */
+  readonly accessLog?: AccessLogPolicy;
+}
+
+export interface LimitsPolicy {
+  /** Request line and headers together; 431 beyond. */
+  readonly headerBytes: number;
+  /** The request head must arrive within this (408 after). */
+  readonly headersTimeoutMs: number;
+  /** The whole request, body included (408 after). */
+  readonly requestTimeoutMs: number;
+  /** Default request body limit; 413 beyond. */
+  readonly bodyBytes: number;
+  readonly keepAliveTimeoutMs: number;
+  readonly maxConnections: number;
+}
+
+export interface AccessLogPolicy {
+  /** `stdout` or a file (appended to, reopened on SIGUSR1). */
+  readonly path: string;
+  /** Fraction of requests logged, 0..1. */
+  readonly sample: number;
 }
 
 /** One problem in a policy file, printed as `FILE:LINE:COL path: message`. */

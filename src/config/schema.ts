@@ -5,8 +5,8 @@
 // problem is reported in one run.
 import { z } from 'zod';
 import {
-  NAME_PATTERN, NAME_RULE, REDIS_URL, UPSTREAM_URL, WEBHOOK_URL, checkHostPattern, checkRequestPath, checkUrl, coerceNumber,
-  describeValue, parseDurationMs, type Checked,
+  NAME_PATTERN, NAME_RULE, REDIS_URL, UPSTREAM_URL, WEBHOOK_URL, checkCidr, checkHostPattern, checkRequestPath, checkUrl, coerceNumber,
+  describeValue, parseByteSize, parseDurationMs, type Checked,
 } from './field-rules.js';
 
 function fromCheck<T>(check: (input: unknown) => Checked<T>) {
@@ -78,6 +78,41 @@ const siteTlsSchema = z.strictObject({
   verify: z.boolean({ error: expecting('true or false') }).default(true),
 });
 
+// --- Edge: request limits, retry budget, trusted proxies, access log ---
+
+function byteSize(fallback: string) {
+  return fromCheck(parseByteSize).prefault(fallback);
+}
+
+const fraction = z.preprocess(coerceNumber, z.number({ error: expecting('a fraction from 0 to 1') })
+  .min(0, { error: 'must be from 0 to 1' }).max(1, { error: 'must be from 0 to 1' }));
+
+const retryBudgetSchema = z.strictObject({
+  percent: z.preprocess(coerceNumber, z.number({ error: expecting('a percentage from 0 to 100') })
+    .min(0, { error: 'must be from 0 to 100' }).max(100, { error: 'must be from 0 to 100' })).default(20),
+  minPerSecond: z.preprocess(coerceNumber, z.number({ error: expecting('a number of retries per second, 0 or more') })
+    .min(0, { error: 'must be 0 or more' }).max(1_000_000, { error: 'must be at most 1000000' })).default(3),
+}).prefault({});
+
+const limitsSchema = z.strictObject({
+  headerBytes: wholeNumber(1024, 1 << 24, 'a byte count from 1024 to 16777216').default(16384),
+  headersTimeout: duration('10s', { allowZero: false }),
+  requestTimeout: duration('60s', { allowZero: false }),
+  bodyBytes: byteSize('10mb'),
+  keepAliveTimeout: duration('5s', { allowZero: false }),
+  maxConnections: wholeNumber(1, 10_000_000, 'a whole number from 1 to 10000000').default(10000),
+}).superRefine((limits, ctx) => {
+  // Node refuses a server whose head may take longer than the whole request.
+  if (limits.headersTimeout > limits.requestTimeout) {
+    ctx.addIssue({ code: 'custom', path: ['headersTimeout'], message: 'must not be longer than limits.requestTimeout', input: limits.headersTimeout });
+  }
+}).prefault({});
+
+const accessLogSchema = z.strictObject({
+  path: text('stdout or a file path').default('stdout'),
+  sample: fraction.default(1),
+});
+
 const siteSchema = z.strictObject({
   url: fromCheck((input) => checkUrl(input, UPSTREAM_URL)),
   /** Defaults to the site's own name (one site per building). */
@@ -140,7 +175,10 @@ const routeSchema = z.strictObject({
   retry: z.strictObject({
     on: list(errorStatus, '[502, 503, 504]').default(() => [502, 503, 504]),
     maxBodyBytes: wholeNumber(0, 1 << 30, 'a byte count, 0 or more').default(65536),
+    budget: retryBudgetSchema,
   }).prefault({}),
+  /** Absent: the top-level limits.bodyBytes. */
+  limits: z.strictObject({ bodyBytes: fromCheck(parseByteSize).optional() }).optional(),
 });
 
 const webhookSchema = z.strictObject({
@@ -182,6 +220,10 @@ export const policySchema = z.strictObject({
   }).optional(),
   notify: z.strictObject({ webhooks: list(webhookSchema, '[{ url: https://hooks.example.go.id/detour }]').default(() => []) }).prefault({}),
   shutdown: z.strictObject({ grace: duration('10s', { allowZero: true }) }).prefault({}),
+  // Edge (request hygiene, access log)
+  limits: limitsSchema,
+  trustedProxies: list(fromCheck(checkCidr), '[10.0.0.0/8, 192.0.2.7]').default(() => []),
+  accessLog: accessLogSchema.optional(),
 });
 
 export type PolicyDocument = z.output<typeof policySchema>;

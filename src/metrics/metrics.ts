@@ -32,6 +32,7 @@ export interface Metrics {
   readonly healthChecks: Counter<'site' | 'result'>;
   readonly healthCheckDuration: Histogram<'site'>;
   readonly retries: Counter<'route' | 'from' | 'to'>;
+  readonly retryBudgetExhausted: Counter<'route'>;
   readonly configReloads: Counter<'result'>;
   readonly integrityChecks: Counter<'route' | 'result'>;
   readonly notifications: Counter<'result'>;
@@ -153,6 +154,12 @@ export function createMetrics(registry: Registry): Metrics {
     labelNames: ['route', 'from', 'to'] as const,
     registers: [registry],
   });
+  const retryBudgetExhausted = new Counter({
+    name: 'detour_retry_budget_exhausted_total',
+    help: 'Retries not made because the route\'s retry budget for the failing site was spent.',
+    labelNames: ['route'] as const,
+    registers: [registry],
+  });
   new Gauge({
     name: 'detour_drained',
     help: '1 for every drained site or building (kind = site | building).',
@@ -247,7 +254,7 @@ export function createMetrics(registry: Registry): Metrics {
   for (const reason of ['missing', 'invalid', 'disabled', 'limited']) adminAuthFailures.inc({ reason }, 0);
 
   return {
-    registry, requests, requestDuration, failovers, healthChecks, healthCheckDuration, retries,
+    registry, requests, requestDuration, failovers, healthChecks, healthCheckDuration, retries, retryBudgetExhausted,
     configReloads, integrityChecks, notifications, passiveFailures, passiveSuspicions, poisonRequests, adminAuthFailures,
     bindState(s) { source = s; },
   };

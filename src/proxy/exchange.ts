@@ -23,8 +23,9 @@ import type { RouteDecision } from '../routing/route-table.js';
 import type { AttemptOutcome, OutgoingBody, ProxyEngine, UpstreamAttempt } from './http-proxy-adapter.js';
 import { isNeverReached, type UpstreamError } from './upstream-error.js';
 import type { InFlightRegistry } from './in-flight.js';
+import type { RetryBudget } from './retry-budget.js';
 import { sendLocal, type LocalAnswer } from './local-response.js';
-import { isReplayable, readRequestBody } from './request-body.js';
+import { closeAfterAnswer, isReplayable, readRequestBody } from './request-body.js';
 
 /** Live-traffic outcomes for passive health detection. */
 export interface PassiveHealth {
@@ -56,6 +57,17 @@ export interface ExchangeContext {
   finished(exchange: Exchange): void;
   /** Who sent the request, for passive detection's distinct-clients rule (bounded: never a label). */
   clientOf(req: IncomingMessage): string;
+  /** Re-sends per route and site stay within a share of live traffic (see retry-budget.ts). */
+  readonly retryBudget: RetryBudget;
+  readonly nowMs: () => number;
+}
+
+export interface ExchangeSummary {
+  readonly site: string;
+  readonly status: number;
+  /** Re-sends to another site (a stale pooled connection retried on the same site is not one). */
+  readonly retries: number;
+  readonly why?: string;
 }
 
 /** Status recorded for a client that left before any answer (nginx's convention). */
@@ -83,6 +95,11 @@ export class Exchange {
   private readonly client: string;
   private recorded = false;
   private closed = false;
+  // For the access log: who answered, and why detour re-sent or answered itself.
+  private servedBy = 'none';
+  private status = 0;
+  private readonly resends: string[] = [];
+  private readonly notes: string[] = [];
 
   constructor(
     private readonly ctx: ExchangeContext,
@@ -100,8 +117,10 @@ export class Exchange {
 
   async start(): Promise<void> {
     this.res.on('close', () => this.onClientClosed());
-    const body = await readRequestBody(this.req, this.route.retry.maxBodyBytes);
-    if (this.closed) return;
+    const body = await readRequestBody(this.req, this.route.retry.maxBodyBytes, this.route.limits.bodyBytes, () => this.refuseBody());
+    // `recorded`: the streamed body already ran past the limit (413 sent).
+    if (this.closed || this.recorded) return;
+    if (body.kind === 'too_large') return this.refuseBody();
     if (body.kind === 'aborted') {
       this.log.debug({ detail: body.detail }, 'proxy: client gave up while sending the body');
       this.record('none', CLIENT_CLOSED);
@@ -130,6 +149,20 @@ export class Exchange {
     this.retry(site, next, 'site declared down', false);
   }
 
+  /** The body is over limits.bodyBytes: 413, even if part of it already went to a site (that attempt is dropped). */
+  private refuseBody(): void {
+    const a = this.attempt;
+    this.attempt = undefined;
+    if (a) {
+      a.handle?.abort();
+      this.ctx.registry.remove(a.site, this);
+    }
+    this.notes.push(`body over ${this.route.limits.bodyBytes} bytes`);
+    this.record('none', 413);
+    closeAfterAnswer(this.req, this.res);
+    sendLocal(this.res, { status: 413, message: `detour: the request body is larger than ${this.route.limits.bodyBytes} bytes`, headers: { connection: 'close' } });
+  }
+
   /** Shutdown past its grace period: cut the request off. */
   abort(): void {
     this.attempt?.handle?.abort();
@@ -153,6 +186,7 @@ export class Exchange {
     }
     const attempt: Attempt = { site, handle: undefined, awaitingHeaders: true };
     this.attempt = attempt;
+    if (!freshConnection) this.ctx.retryBudget.sent(this.route.name, site, this.ctx.nowMs());
     this.ctx.registry.add(site, this);
     const target = {
       url: policy.url, connectMs: policy.timeouts.connectMs, responseMs: policy.timeouts.responseMs,
@@ -218,7 +252,8 @@ export class Exchange {
     if (!neverReached && this.failedAfterSent) this.poisoned(site, error.detail);
     else reportFailure(this.ctx.passive, site, error, this.client);
     // An answer that is not HTTP comes from the application; another site running it would say the same.
-    const next = error.code !== 'bad_response' && this.canResend(neverReached) ? this.retryCandidate() : null;
+    // A request the site never saw adds nothing to anyone's load when it moves: no budget.
+    const next = error.code !== 'bad_response' && this.canResend(neverReached) ? this.retryCandidate(neverReached) : null;
     if (next !== null) {
       if (!neverReached) this.failedAfterSent = true;
       this.retry(site, next, error.detail, true);
@@ -245,13 +280,21 @@ export class Exchange {
     this.log.info({ site, detail }, 'proxy: poison request: failed after it was sent on two sites; not counted against the second');
   }
 
-  private retryCandidate(): string | null {
+  private retryCandidate(budgetFree = false): string | null {
     if (this.failureRetries >= MAX_FAILURE_RETRIES) return null;
-    return nextSite(this.decision(), this.tried);
+    const next = nextSite(this.decision(), this.tried);
+    const from = this.attempt?.site;
+    if (next === null || from === undefined || budgetFree) return next;
+    if (this.ctx.retryBudget.allows(this.route.name, from, this.route.retry.budget, this.ctx.nowMs())) return next;
+    this.ctx.metrics.retryBudgetExhausted.inc({ route: this.route.name });
+    this.notes.push(`retry budget of ${from} spent`);
+    return null;
   }
 
   private retry(from: string, to: string, why: string, afterFailure: boolean): void {
     if (afterFailure) this.failureRetries++;
+    this.resends.push(`${from} -> ${to}: ${why}`);
+    this.ctx.retryBudget.spend(this.route.name, from, this.ctx.nowMs());
     this.ctx.metrics.retries.inc({ route: this.route.name, from, to });
     this.log.info({ from, to, why }, 'proxy: retrying on the next site');
     this.send(to);
@@ -259,18 +302,28 @@ export class Exchange {
 
   private answerUnavailable(): void {
     const { status, retryAfterSeconds } = this.ctx.unavailable();
+    this.notes.push('no site can serve');
     this.record('none', status);
     sendLocal(this.res, unavailableAnswer(this.route.name, status, retryAfterSeconds));
   }
 
   private answer(site: string, answer: LocalAnswer): void {
+    this.notes.push(answer.message);
     this.record(site, answer.status);
     sendLocal(this.res, { ...answer, headers: { 'x-detour-site': site, ...answer.headers } });
+  }
+
+  /** What the access log says about this request, once its response is closed. */
+  summary(): ExchangeSummary {
+    const why = [...this.resends, ...this.notes];
+    return { site: this.servedBy, status: this.status, retries: this.resends.length, ...(why.length > 0 && { why: why.join('; ') }) };
   }
 
   private record(site: string, code: number): void {
     if (this.recorded) return;
     this.recorded = true;
+    this.servedBy = site;
+    this.status = code;
     const route = this.route.name;
     this.ctx.metrics.requests.inc({ route, site, code: String(code) });
     this.ctx.metrics.requestDuration.observe({ route, site }, (performance.now() - this.startedMs) / 1000);

@@ -16,6 +16,10 @@ import { Exchange, reportFailure, unavailableAnswer, type ExchangeContext, type 
 import { createProxyEngine, type ProxyEngine } from './http-proxy-adapter.js';
 import { InFlightRegistry } from './in-flight.js';
 import { sendLocal, sendLocalOnSocket, type LocalAnswer } from './local-response.js';
+import type { AccessLog } from './access-log.js';
+import { checkFraming } from './request-framing.js';
+import { RetryBudget } from './retry-budget.js';
+import { trustedProxies, type TrustedProxies } from './trusted-proxies.js';
 import { parseRequestTarget } from './request-target.js';
 import { WebSocketRegistry } from './websocket-registry.js';
 import type { ClientTls } from '../tls/client-tls.js';
@@ -33,6 +37,10 @@ export interface ForwarderDeps {
   readonly engine?: ProxyEngine;
   /** Trust for https:// sites, by URL (see tls/client-tls.ts); for the default engine. */
   readonly clientTls?: (siteUrl: string) => ClientTls | undefined;
+  /** Clock for the retry budget's window (default performance.now). */
+  readonly nowMs?: () => number;
+  /** One line per request, when the policy has an access log. */
+  readonly accessLog?: AccessLog;
 }
 
 const NOT_FOUND: LocalAnswer = { status: 404, message: 'detour: no route matches this request' };
@@ -44,14 +52,24 @@ export class Forwarder {
   private readonly exchanges = new Set<Exchange>();
   private readonly registry = new InFlightRegistry<Exchange>();
   private readonly webSockets = new WebSocketRegistry();
+  private readonly retryBudget = new RetryBudget();
   private readonly context: ExchangeContext;
   private closing: Promise<void> | undefined;
   private onIdle: (() => void) | undefined;
 
   constructor(private readonly deps: ForwarderDeps) {
     this.log = deps.logger;
-    this.engine = deps.engine ?? createProxyEngine({ logger: this.log, ...(deps.clientTls ? { clientTls: deps.clientTls } : {}) });
     const table = (): RouteTable => deps.currentTable();
+    const trust = new WeakMap<readonly string[], TrustedProxies>();
+    const isTrustedProxy: TrustedProxies = (peer) => {
+      const cidrs = table().policy.trustedProxies;
+      let check = trust.get(cidrs);
+      if (!check) trust.set(cidrs, (check = trustedProxies(cidrs)));
+      return check(peer);
+    };
+    this.engine = deps.engine ?? createProxyEngine({
+      logger: this.log, isTrustedProxy, ...(deps.clientTls ? { clientTls: deps.clientTls } : {}),
+    });
     this.context = {
       engine: this.engine,
       passive: deps.passive,
@@ -67,6 +85,8 @@ export class Forwarder {
         this.exchanges.delete(exchange);
         if (this.exchanges.size === 0) this.onIdle?.();
       },
+      retryBudget: this.retryBudget,
+      nowMs: deps.nowMs ?? (() => performance.now()),
     };
   }
 
@@ -77,22 +97,28 @@ export class Forwarder {
 
   handle(req: IncomingMessage, res: ServerResponse): void {
     const startedMs = performance.now();
+    const note = this.deps.accessLog?.begin(req, res);
     if (this.closing) {
+      if (note) note.why = SHUTTING_DOWN.message;
       sendLocal(res, SHUTTING_DOWN);
       return;
     }
     const found = this.resolve(req, startedMs);
     if (!found.ok) {
+      if (note) note.why = found.answer.message;
       sendLocal(res, found.answer);
       return;
     }
     const { table, route } = found;
+    if (note) note.route = route.name;
     const decision = table.byName.get(route.name);
     if (!decision || !canServe(decision)) {
+      if (note) note.why = 'no site can serve';
       this.answerUnavailable(res, table.policy, route, startedMs);
       return;
     }
     const exchange = new Exchange(this.context, req, res, route, decision, startedMs);
+    if (note) note.summary = () => exchange.summary();
     this.exchanges.add(exchange);
     exchange.start().catch((err: unknown) => {
       // Nothing in start() should throw; if it does, the client still gets an answer.
@@ -108,14 +134,19 @@ export class Forwarder {
   private resolve(req: IncomingMessage, startedMs: number):
     | { readonly ok: true; readonly table: RouteTable; readonly route: RoutePolicy }
     | { readonly ok: false; readonly answer: LocalAnswer } {
-    const target = parseRequestTarget(req.url ?? '/');
+    const framing = checkFraming(req);
+    if (framing !== undefined) {
+      this.count('none', 'none', 400, startedMs);
+      return { ok: false, answer: { status: 400, message: `detour: bad request: ${framing}`, headers: { connection: 'close' } } };
+    }
+    const target = parseRequestTarget(req.url ?? '/', req.headers.host);
     if (!target.ok) {
       this.count('none', 'none', 400, startedMs);
-      return { ok: false, answer: { status: 400, message: `detour: bad request target: ${target.reason}` } };
+      return { ok: false, answer: { status: 400, message: `detour: bad request target: ${target.reason}`, headers: { connection: 'close' } } };
     }
     req.url = target.path;
     const table = this.deps.currentTable();
-    const route = matchRoute(table.policy, req.headers.host, target.path);
+    const route = matchRoute(table.policy, req.headers.host, target.routePath);
     if (!route) {
       this.count('none', 'none', NOT_FOUND.status, startedMs);
       return { ok: false, answer: NOT_FOUND };
@@ -241,6 +272,8 @@ export class Forwarder {
    * a reload removed or moved sites). Requests running on them finish.
    */
   retainOrigins(siteUrls: Iterable<string>): void {
+    const policy = this.deps.currentTable().policy;
+    this.retryBudget.retain((route, site) => policy.routes.some((r) => r.name === route && r.sites.includes(site)));
     const dropped = this.engine.retainOrigins(siteUrls);
     if (dropped.length > 0) this.log.info({ origins: dropped }, 'proxy: dropped connection pools of sites no longer configured');
   }

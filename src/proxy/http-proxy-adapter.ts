@@ -11,7 +11,8 @@
 // - the upstream request is aborted when the client goes away;
 // - hop-by-hop headers are dropped both ways, and X-Forwarded-* are computed
 //   once per attempt from what detour saw (the library appends to the
-//   client's, which would let a client claim https and stack them on a retry);
+//   client's, which would let a client claim https or any address, and stack
+//   them on a retry); a client's X-Forwarded-For is kept only from a trusted proxy;
 // - the request target goes out byte for byte, as route matching saw it;
 // - keep-alive connection pools per site, and telling a pooled connection the
 //   site had already closed (stale) apart from a failing site.
@@ -23,6 +24,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import { createProxyServer, type ProxyServer, type ServerOptions } from 'http-proxy-3';
 import type { Logger } from '../logger.js';
 import { stripHopByHop } from './hop-by-hop.js';
+import type { TrustedProxies } from './trusted-proxies.js';
 import { UpstreamAgents, type AgentLimits } from './upstream-agents.js';
 import type { ClientTls } from '../tls/client-tls.js';
 import { UpstreamError, connectTimeout, responseTimeout, toUpstreamError, type FailurePhase } from './upstream-error.js';
@@ -114,6 +116,8 @@ export interface ProxyEngineOptions {
   readonly agentLimits?: AgentLimits;
   /** Trust for an https:// site, by its URL (the same the probes use); undefined = system CAs, URL host. */
   readonly clientTls?: (siteUrl: string) => ClientTls | undefined;
+  /** Peers whose X-Forwarded-For is kept (policy trustedProxies); default nobody. */
+  readonly isTrustedProxy?: TrustedProxies;
 }
 
 /**
@@ -125,6 +129,7 @@ export const MAX_RESPONSE_HEADER_BYTES = 64 * 1024;
 
 export function createProxyEngine(opts: ProxyEngineOptions): ProxyEngine {
   const log = opts.logger;
+  const trusted: TrustedProxies = opts.isTrustedProxy ?? (() => false);
   const agents = new UpstreamAgents(opts.agentLimits);
   // X-Forwarded-* are ours (xfwd off): the library would append to what the client sent.
   const proxy: ProxyServer = createProxyServer({ xfwd: false, changeOrigin: false, selfHandleResponse: true });
@@ -173,7 +178,7 @@ export function createProxyEngine(opts: ProxyEngineOptions): ProxyEngine {
         proxyReq?.destroy();
       };
 
-      req.headers = requestHeaders(req, originalHeaders(req), body) as IncomingHttpHeaders;
+      req.headers = requestHeaders(req, originalHeaders(req), body, trusted) as IncomingHttpHeaders;
       const tls = opts.clientTls?.(target.url);
       const pool = target.freshConnection ? agents.freshAgentFor(target.url, tls) : agents.agentFor(target.url, tls);
       const agent = captureRequests(pool, (r) => {
@@ -233,7 +238,7 @@ export function createProxyEngine(opts: ProxyEngineOptions): ProxyEngine {
         socket.end();
       };
 
-      req.headers = upgradeHeaders(req, originalHeaders(req)) as IncomingHttpHeaders;
+      req.headers = upgradeHeaders(req, originalHeaders(req), trusted) as IncomingHttpHeaders;
       const agent = captureRequests(agents.agentFor(target.url, opts.clientTls?.(target.url)), (r) => {
         proxyReq = r;
         conn.watch(r, timers, () => failPending(connectTimeout(target.connectMs)));
@@ -387,7 +392,9 @@ class ConnectionWatch {
   }
 }
 
-function requestHeaders(req: IncomingMessage, original: IncomingHttpHeaders, body: OutgoingBody): Record<string, string | string[]> {
+function requestHeaders(
+  req: IncomingMessage, original: IncomingHttpHeaders, body: OutgoingBody, trusted: TrustedProxies,
+): Record<string, string | string[]> {
   const headers = stripHopByHop(original) as Record<string, string | string[]>;
   if (body.kind === 'buffered') {
     headers['content-length'] = String(body.bytes.length);
@@ -397,22 +404,25 @@ function requestHeaders(req: IncomingMessage, original: IncomingHttpHeaders, bod
     // Node re-chunks what we pipe; only the framing survives, not any codings.
     headers['transfer-encoding'] = 'chunked';
   }
-  return { ...headers, ...forwardedHeaders(req, original, 'http') };
+  return { ...headers, ...forwardedHeaders(req, original, 'http', trusted) };
 }
 
-function upgradeHeaders(req: IncomingMessage, original: IncomingHttpHeaders): Record<string, string | string[]> {
+function upgradeHeaders(req: IncomingMessage, original: IncomingHttpHeaders, trusted: TrustedProxies): Record<string, string | string[]> {
   const headers = stripHopByHop(original) as Record<string, string | string[]>;
   headers.connection = 'Upgrade';
   if (original.upgrade !== undefined) headers.upgrade = original.upgrade;
-  return { ...headers, ...forwardedHeaders(req, original, 'ws') };
+  return { ...headers, ...forwardedHeaders(req, original, 'ws', trusted) };
 }
 
 /**
  * Detour is the edge: X-Forwarded-Proto, -Host and -Port say what detour saw
  * (whatever the client claimed is replaced, so `https` cannot be spoofed);
- * X-Forwarded-For is a chain, so the client's address is appended to it.
+ * X-Forwarded-For is a chain: detour starts it with the peer's address, or
+ * appends the peer to the chain a trusted proxy sent.
  */
-function forwardedHeaders(req: IncomingMessage, original: IncomingHttpHeaders, scheme: 'http' | 'ws'): Record<string, string> {
+function forwardedHeaders(
+  req: IncomingMessage, original: IncomingHttpHeaders, scheme: 'http' | 'ws', trusted: TrustedProxies,
+): Record<string, string> {
   const encrypted = (req.socket as { encrypted?: boolean }).encrypted === true;
   const headers: Record<string, string> = {
     'x-forwarded-proto': encrypted ? `${scheme}s` : scheme,
@@ -420,9 +430,9 @@ function forwardedHeaders(req: IncomingMessage, original: IncomingHttpHeaders, s
   const host = original.host;
   headers['x-forwarded-port'] = (host && /:(\d+)$/.exec(host)?.[1]) || (encrypted ? '443' : '80');
   if (host) headers['x-forwarded-host'] = host;
-  const prior = original['x-forwarded-for'];
-  const chain = Array.isArray(prior) ? prior.join(',') : prior;
   const client = req.socket.remoteAddress;
+  const prior = trusted(client) ? original['x-forwarded-for'] : undefined;
+  const chain = Array.isArray(prior) ? prior.join(',') : prior;
   if (client !== undefined) headers['x-forwarded-for'] = chain ? `${chain},${client}` : client;
   else if (chain) headers['x-forwarded-for'] = chain;
   return headers;

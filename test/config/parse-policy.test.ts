@@ -118,7 +118,7 @@ const inlineCases: Array<{ name: string; text: string; env?: Env; expect: string
   {
     name: 'unknown top-level key lists the allowed keys when nothing is close',
     text: `${site}${route}frobnicate: true\n`,
-    expect: ['5:1 frobnicate: unknown key (allowed here: listen, admin, sites, routes, drain, unavailable, state, notify, shutdown)'],
+    expect: ['5:1 frobnicate: unknown key (allowed here: listen, admin, sites, routes, drain, unavailable, state, notify, shutdown, limits, trustedProxies, accessLog)'],
   },
   {
     name: 'a key named __proto__ is an unknown key, not a prototype',
@@ -174,6 +174,30 @@ const inlineCases: Array<{ name: string; text: string; env?: Env; expect: string
     ],
   },
   {
+    name: 'edge limits, trusted proxies, access log and retry budget',
+    text: `${site}routes:\n  - name: r\n    sites: [a]\n    retry: { budget: { percent: 120, minPerSecond: -1 } }\n    limits: { bodyBytes: 10 parsecs }\n`
+      + 'limits: { headerBytes: 10, headersTimeout: 2m, requestTimeout: 1m, bodyBytes: -5, maxConnections: 0 }\n'
+      + 'trustedProxies: [10.0.0.0/33, not-an-ip, 192.0.2.7, "2001:db8::/32"]\n'
+      + 'accessLog: { sample: 1.5, path: "" }\n',
+    expect: [
+      '6:33 routes[0].retry.budget.percent: must be from 0 to 100',
+      '6:52 routes[0].retry.budget.minPerSecond: must be 0 or more',
+      '7:26 routes[0].limits.bodyBytes: "10 parsecs" is not a size (use b, kb, mb or gb: 16kb, 10mb)',
+      '8:24 limits.headerBytes: must be a byte count from 1024 to 16777216 (got 10)',
+      '8:79 limits.bodyBytes: must be a whole number of bytes, 0 or more (got -5)',
+      '8:99 limits.maxConnections: must be a whole number from 1 to 10000000 (got 0)',
+      '9:18 trustedProxies[0]: "10.0.0.0/33": the prefix length must be 0 to 32',
+      '9:31 trustedProxies[1]: "not-an-ip" is not a CIDR like 10.0.0.0/8 or an address like 192.0.2.7',
+      '10:22 accessLog.sample: must be from 0 to 1',
+      '10:33 accessLog.path: must not be empty',
+    ],
+  },
+  {
+    name: 'the head cannot take longer than the whole request',
+    text: `${site}${route}limits: { headersTimeout: 2m, requestTimeout: 1m }\naccessLog: { path: "" }\n`,
+    expect: ['5:27 limits.headersTimeout: must not be longer than limits.requestTimeout', '6:20 accessLog.path: must not be empty'],
+  },
+  {
     name: 'redis url scheme',
     text: `${site}${route}state:\n  redis: { url: "http://127.0.0.1:6379" }\n`,
     expect: ['6:17 state.redis.url: "http://127.0.0.1:6379" must use redis or rediss, not http'],
@@ -218,16 +242,42 @@ t.test('defaults are filled in', async (t) => {
       priority: 1,
       failover: { mode: 'auto' },
       failback: { mode: 'auto', holdDownMs: 30000, ramp: [100], stepMs: 10000 },
-      retry: { on: [502, 503, 504], maxBodyBytes: 65536 },
+      retry: { on: [502, 503, 504], maxBodyBytes: 65536, budget: { percent: 20, minPerSecond: 3 } },
+      limits: { bodyBytes: 10 * 1024 * 1024 },
     }],
     drain: { buildings: [], sites: [] },
     unavailable: { status: 503, retryAfterSeconds: 30 },
     notify: { webhooks: [] },
     shutdown: { graceMs: 10000 },
+    limits: {
+      headerBytes: 16384, headersTimeoutMs: 10000, requestTimeoutMs: 60000, bodyBytes: 10 * 1024 * 1024,
+      keepAliveTimeoutMs: 5000, maxConnections: 10000,
+    },
+    trustedProxies: [],
   });
+  t.notOk('accessLog' in policy, 'no access log unless configured');
   t.notOk('state' in policy, 'no state store unless configured');
   t.notOk('token' in policy.admin, 'no token unless configured');
   t.notOk('verify' in policy.routes[0]!.failback, 'no integrity gate unless configured');
+});
+
+t.test('edge keys convert at the edge', async (t) => {
+  const policy = parseOk([
+    'sites: { a: { url: "http://127.0.0.1:1" } }',
+    'routes:',
+    '  - { name: upload, sites: [a], limits: { bodyBytes: 1gb }, retry: { budget: { percent: 5, minPerSecond: 0.5 } } }',
+    '  - { name: rest, sites: [a] }',
+    'limits: { headerBytes: 32768, headersTimeout: 2s, requestTimeout: 30s, bodyBytes: 64kb, keepAliveTimeout: 1s, maxConnections: 50 }',
+    'trustedProxies: [10.0.0.0/8, "::1"]',
+    'accessLog: { path: /var/log/detour/access.log, sample: 0.25 }',
+  ].join('\n'));
+  t.same(policy.limits, { headerBytes: 32768, headersTimeoutMs: 2000, requestTimeoutMs: 30000, bodyBytes: 65536, keepAliveTimeoutMs: 1000, maxConnections: 50 });
+  t.same(policy.routes.map((r) => r.limits.bodyBytes), [1024 ** 3, 65536], 'a route limit wins; the rest take the top-level one');
+  t.same(policy.routes[0]!.retry.budget, { percent: 5, minPerSecond: 0.5 });
+  t.same(policy.trustedProxies, ['10.0.0.0/8', '::1']);
+  t.same(policy.accessLog, { path: '/var/log/detour/access.log', sample: 0.25 });
+  t.same(parseOk('sites: { a: { url: "http://127.0.0.1:1" } }\nroutes: [{ name: r, sites: [a] }]\naccessLog: {}\nlimits: { bodyBytes: 512 }').accessLog,
+    { path: 'stdout', sample: 1 }, 'accessLog: {} logs everything to stdout');
 });
 
 t.test('every value converts at the edge', async (t) => {

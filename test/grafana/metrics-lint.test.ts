@@ -20,12 +20,15 @@ const policy: Policy = {
   sites: [site('primary', 'b1'), site('backup', 'b2')],
   routes: [{
     name: 'r', match: { pathPrefix: '/' }, sites: ['primary', 'backup'], priority: 1, failover: { mode: 'auto' },
-    failback: { mode: 'auto', holdDownMs: 0, ramp: [100], stepMs: 1000 }, retry: { on: [], maxBodyBytes: 0 },
+    failback: { mode: 'auto', holdDownMs: 0, ramp: [100], stepMs: 1000 }, retry: { on: [], maxBodyBytes: 0, budget: { percent: 20, minPerSecond: 3 } },
+    limits: { bodyBytes: 1024 },
   }],
   drain: { buildings: [], sites: [] },
   unavailable: { status: 503, retryAfterSeconds: 30 },
   notify: { webhooks: [] },
   shutdown: { graceMs: 0 },
+  limits: { headerBytes: 16384, headersTimeoutMs: 10_000, requestTimeoutMs: 60_000, bodyBytes: 1024, keepAliveTimeoutMs: 5000, maxConnections: 100 },
+  trustedProxies: [],
 };
 const decision: RouteDecision = {
   name: 'r', state: 'blocked', active: 'backup', weights: [{ site: 'backup', weight: 100 }], eligible: ['primary', 'backup'],
@@ -52,6 +55,7 @@ t.test('promtool check metrics finds no problems in the exposition', async (t) =
   m.healthChecks.inc({ site: 'primary', result: 'fail' });
   m.healthCheckDuration.observe({ site: 'primary' }, 0.5);
   m.retries.inc({ route: 'r', from: 'primary', to: 'backup' });
+  m.retryBudgetExhausted.inc({ route: 'r' });
   m.configReloads.inc({ result: 'success' });
   m.integrityChecks.inc({ route: 'r', result: 'mismatch' });
   m.notifications.inc({ result: 'sent' });

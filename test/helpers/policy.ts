@@ -30,6 +30,7 @@ export interface TestRouteInput {
   readonly failover?: { readonly mode: Mode };
   readonly failback?: Partial<FailbackPolicy>;
   readonly retry?: Partial<RetryPolicy>;
+  readonly limits?: RoutePolicy['limits'];
 }
 
 export interface TestPolicyInput {
@@ -43,6 +44,9 @@ export interface TestPolicyInput {
   readonly state?: Policy['state'];
   readonly notify?: Partial<Policy['notify']>;
   readonly shutdown?: Partial<Policy['shutdown']>;
+  readonly limits?: Partial<Policy['limits']>;
+  readonly trustedProxies?: Policy['trustedProxies'];
+  readonly accessLog?: Policy['accessLog'];
 }
 
 /** A Policy with the parser's defaults (listen/admin on 127.0.0.1 port 0). Throws on a route naming an unknown site. */
@@ -58,12 +62,15 @@ export function testPolicy(input: TestPolicyInput): Policy {
     listen: { host: '127.0.0.1', port: 0, ...input.listen },
     admin: { host: '127.0.0.1', port: 0, publicRead: true, ...input.admin },
     sites: input.sites.map(buildSite),
-    routes: input.routes.map(buildRoute),
+    routes: input.routes.map((r) => buildRoute(r, input.limits?.bodyBytes ?? DEFAULT_LIMITS.bodyBytes)),
     drain: { buildings: [], sites: [], ...input.drain },
     unavailable: { status: 503, retryAfterSeconds: 30, ...input.unavailable },
     ...(input.state ? { state: input.state } : {}),
     notify: { webhooks: [], ...input.notify },
     shutdown: { graceMs: 10_000, ...input.shutdown },
+    limits: { ...DEFAULT_LIMITS, ...input.limits },
+    trustedProxies: input.trustedProxies ?? [],
+    ...(input.accessLog ? { accessLog: input.accessLog } : {}),
   };
   return deepFreeze(policy);
 }
@@ -83,7 +90,13 @@ function buildSite(s: TestSiteInput): SitePolicy {
   };
 }
 
-function buildRoute(r: TestRouteInput): RoutePolicy {
+/** The parser's defaults for `limits`. */
+export const DEFAULT_LIMITS: Policy['limits'] = {
+  headerBytes: 16_384, headersTimeoutMs: 10_000, requestTimeoutMs: 60_000, bodyBytes: 10 * 1024 * 1024,
+  keepAliveTimeoutMs: 5000, maxConnections: 10_000,
+};
+
+function buildRoute(r: TestRouteInput, bodyBytes: number): RoutePolicy {
   return {
     name: r.name,
     match: { pathPrefix: '/', ...r.match },
@@ -91,7 +104,8 @@ function buildRoute(r: TestRouteInput): RoutePolicy {
     priority: r.priority ?? 1,
     failover: r.failover ?? { mode: 'auto' },
     failback: { mode: 'auto', holdDownMs: 30_000, ramp: [100], stepMs: 10_000, ...r.failback },
-    retry: { on: [502, 503, 504], maxBodyBytes: 65_536, ...r.retry },
+    retry: { on: [502, 503, 504], maxBodyBytes: 65_536, budget: { percent: 20, minPerSecond: 3 }, ...r.retry },
+    limits: r.limits ?? { bodyBytes },
   };
 }
 

@@ -7,6 +7,11 @@ t.test('stripHopByHop keeps end-to-end headers only', async (t) => {
     { name: 'fixed list', input: { connection: 'keep-alive', 'keep-alive': 'timeout=5', te: 'trailers', trailer: 'x', 'transfer-encoding': 'chunked', upgrade: 'h2c', accept: '*/*' }, expect: { accept: '*/*' } },
     { name: 'proxy-*', input: { 'proxy-authorization': 'Basic x', 'proxy-connection': 'close', 'x-proxy': 'kept' }, expect: { 'x-proxy': 'kept' } },
     { name: 'named in Connection', input: { connection: 'X-Hop, close', 'x-hop': '1', 'x-other': '2' }, expect: { 'x-other': '2' } },
+    {
+      name: 'Connection cannot name end-to-end fields',
+      input: { connection: 'close, Host, content-length, Authorization, cookie, x-hop', host: 'ceir.example', 'content-length': '3', authorization: 'Bearer t', cookie: 'a=1', 'x-hop': '1' },
+      expect: { host: 'ceir.example', 'content-length': '3', authorization: 'Bearer t', cookie: 'a=1' },
+    },
     { name: 'multi-valued kept', input: { 'set-cookie': ['a=1', 'b=2'] }, expect: { 'set-cookie': ['a=1', 'b=2'] } },
   ];
   for (const s of scenarios) t.same(stripHopByHop(s.input), s.expect, s.name);

@@ -14,7 +14,12 @@ t.test('parseRequestTarget', async (t) => {
   const scenarios: Array<[string, string | null]> = [
     ['/a/b?x=1', '/a/b?x=1'],
     ['/', '/'],
-    ['//double//slashes/', '//double//slashes/'],
+    ['//double//slashes/', '/double/slashes/'],
+    ['/a;v=1/b?x=//y', '/a;v=1/b?x=//y'],
+    ['/a%2Fb', null],
+    ['/a%5cb', null],
+    ['/a\\b', null],
+    ['/a%00', null],
     ['/public/../internal', null],
     ['/public/./x', null],
     ['/public/..', null],
@@ -42,6 +47,28 @@ t.test('parseRequestTarget', async (t) => {
   for (const [target, expected] of scenarios) {
     const result = parseRequestTarget(target);
     t.same(result.ok ? result.path : null, expected, `${target} -> ${expected ?? 'refused'}`);
+  }
+});
+
+t.test('parseRequestTarget: routes match without ;params, absolute-form must name the Host', async (t) => {
+  // [target, Host, routePath or null when refused]
+  const scenarios: Array<[string, string | undefined, string | null]> = [
+    ['/ceir;v=1/records;jsessionid=2?q=;x', 'a', '/ceir/records?q=;x'],
+    ['/ceir', 'a', '/ceir'],
+    ['*', 'a', '*'],
+    ['http://a/x', 'a', '/x'],
+    ['http://A.:80/x', 'a', '/x'],
+    ['https://a:443/x', 'a', '/x'],
+    ['http://a:8080/x', 'a:8080', '/x'],
+    ['http://a:8080/x', 'a', null],
+    ['http://a/x', 'b', null],
+    ['http://user@a/x', 'a', null],
+    ['http://[::1]:80/x', '[::1]', '/x'],
+    ['http://b/x', undefined, '/x'],
+  ];
+  for (const [target, host, expected] of scenarios) {
+    const result = parseRequestTarget(target, host);
+    t.same(result.ok ? result.routePath : null, expected, `${target} (Host ${host}) -> ${expected ?? 'refused'}`);
   }
 });
 
@@ -91,7 +118,7 @@ t.test('dot segments are refused with 400: a route and its site never disagree o
 
 t.test('the request target is forwarded exactly as received', async (t) => {
   const { pub, h } = await twoRoutes(t);
-  const target = '/public//a%2Fb/{x}/%7e?q=/../y&r=%20';
+  const target = '/public/a;v=1/{x}/%7e?q=/../y&r=%20';
   const raw = await rawRequest(h.port, `GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
   t.equal(statusOf(raw), 200);
   t.equal(pub.requests[0]?.path, target);
@@ -101,10 +128,10 @@ t.test('the request target is forwarded exactly as received', async (t) => {
   t.equal(pub.requests[1]?.path, '/public/abs?q=1', 'absolute-form reduced to the path it was matched on');
 });
 
-t.test('X-Forwarded-Proto, -Host and -Port are what detour saw; X-Forwarded-For is appended to', async (t) => {
+t.test('X-Forwarded-Proto, -Host and -Port are what detour saw; a trusted proxy\'s X-Forwarded-For is appended to', async (t) => {
   const a = await startFakeSite({ name: 'a' });
   t.teardown(() => a.close());
-  const policy = testPolicy({ sites: [{ name: 'a', url: a.url }], routes: [{ name: 'r', sites: ['a'] }] });
+  const policy = testPolicy({ sites: [{ name: 'a', url: a.url }], routes: [{ name: 'r', sites: ['a'] }], trustedProxies: ['127.0.0.1'] });
   const h = await startHarness(policy);
   t.teardown(() => h.close());
 
