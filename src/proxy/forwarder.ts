@@ -80,7 +80,7 @@ export class Forwarder {
       decisionFor: (route) => table().byName.get(route),
       siteFor: (name) => siteByName(table().policy, name),
       unavailable: () => table().policy.unavailable,
-      clientOf: clientOf,
+      clientOf: (req) => clientOf(req, isTrustedProxy),
       finished: (exchange) => {
         this.exchanges.delete(exchange);
         if (this.exchanges.size === 0) this.onIdle?.();
@@ -192,7 +192,7 @@ export class Forwarder {
     const connection = this.engine.ws(req, socket as Socket, head, target, { 'x-detour-site': site }, {
       upgraded: () => this.count(route.name, site, 101, startedMs),
       responded: (status) => {
-        this.deps.passive.responded(site, status, clientOf(req));
+        this.deps.passive.responded(site, status, this.context.clientOf(req));
         this.count(route.name, site, status, startedMs);
       },
       failed: (error, afterUpgrade) => {
@@ -201,7 +201,7 @@ export class Forwarder {
           return;
         }
         log.warn({ code: error.code, detail: error.detail }, 'proxy: websocket handshake with site failed');
-        reportFailure(this.deps.passive, site, error, clientOf(req));
+        reportFailure(this.deps.passive, site, error, this.context.clientOf(req));
         this.count(route.name, site, error.status, startedMs);
         sendLocalOnSocket(socket, {
           status: error.status,
@@ -355,8 +355,21 @@ function requestWithBody(upgradeReq: IncomingMessage, socket: Socket, length: nu
 }
 
 /** The client as passive detection counts it: the peer address (detour is the edge). */
-function clientOf(req: IncomingMessage): string {
-  return req.socket.remoteAddress ?? 'unknown';
+/**
+ * The client as passive detection counts it: the peer, or behind trusted
+ * proxies the last X-Forwarded-For address that is not one of them (the
+ * first hop a trusted proxy vouches for; anything left of it the client
+ * could have written itself).
+ */
+export function clientOf(req: IncomingMessage, isTrustedProxy: TrustedProxies): string {
+  const peer = req.socket.remoteAddress ?? 'unknown';
+  if (!isTrustedProxy(peer)) return peer;
+  const header = req.headers['x-forwarded-for'];
+  const hops = (Array.isArray(header) ? header.join(',') : header ?? '').split(',').map((h) => h.trim()).filter(Boolean);
+  for (let i = hops.length - 1; i >= 0; i--) {
+    if (!isTrustedProxy(hops[i])) return hops[i]!;
+  }
+  return hops[0] ?? peer;
 }
 
 function canServe(decision: RouteDecision): boolean {
