@@ -110,6 +110,7 @@ t.test('names that are also object properties: unpinning a never-pinned route na
   await waitFor(() => pinEvents().length >= 2, { timeoutMs: 3000, message: 'pin and unpin webhooks' });
   t.same(pinEvents().map((e) => [e.type, e.route]), [['pinned', 'constructor'], ['unpinned', 'constructor']],
     'only the real pin and unpin were sent, never one for the never-pinned routes');
+  await waitFor(() => rig.gateway.table().byName.get('constructor')!.active === 'toString', { timeoutMs: 5000, message: 'back on toString' });
   const res = await request(`${rig.gateway.proxyUrl}/x`, undefined);
   t.equal(res.site, 'toString', 'the route named constructor serves from its site named toString');
 });
