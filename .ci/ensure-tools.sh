@@ -12,6 +12,7 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tools=(
   "redis-server:redis-server"
   "openssl:openssl"
+  "systemd-analyze:systemd"
   "chromium:chromium"
 )
 
