@@ -3,7 +3,7 @@
 // Close runs the other way: stop taking requests, let in-flight ones finish
 // (up to shutdown.grace), then stop probes and timers.
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { Server as NetServer, type AddressInfo, type Socket } from 'node:net';
 import { Registry } from 'prom-client';
 import type { Policy } from './config/policy.js';
 import { formatPolicyError, type PolicyError } from './config/policy.js';
@@ -59,6 +59,12 @@ export interface Gateway {
 }
 
 /** Events operators want pushed to them (webhooks): one per transition. */
+/**
+ * How long a closing gateway keeps idle client connections open for requests
+ * already on the wire. Bounded by shutdown.grace.
+ */
+const SHUTDOWN_LINGER_MS = 500;
+
 const NOTIFY_EVENTS = new Set([
   'failedOver', 'failedBack', 'routeUnavailable', 'failbackBlocked', 'failoverPending', 'failbackStarted',
   'failbackForced', 'drained', 'undrained', 'pinned', 'unpinned',
@@ -127,7 +133,13 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   control.started();
   updateVerifier(control.table);
 
-  const server = http.createServer((req, res) => forwarder.handle(req, res));
+  let draining = false;
+  const server = http.createServer((req, res) => {
+    // Once closing, what still arrives on an open connection is answered, with
+    // `connection: close`, so that client moves to another gateway.
+    if (draining) res.shouldKeepAlive = false;
+    forwarder.handle(req, res);
+  });
   server.on('upgrade', (req, socket, head) => forwarder.handleUpgrade(req, socket, head));
   server.on('clientError', (err, socket) => {
     logger.debug({ err: err.message }, 'client error');
@@ -135,6 +147,15 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     else socket.destroy();
   });
   server.keepAliveTimeout = 65_000;
+  const clientSockets = new Set<Socket>();
+  let lastSocketClosed: (() => void) | undefined;
+  server.on('connection', (socket: Socket) => {
+    clientSockets.add(socket);
+    socket.once('close', () => {
+      clientSockets.delete(socket);
+      if (clientSockets.size === 0) lastSocketClosed?.();
+    });
+  });
   const stopBackground = async () => {
     await prober.close();
     await verifier.close();
@@ -214,7 +235,20 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      draining = true;
+      // Stop accepting, but leave idle keep-alive connections open a moment: a
+      // client may have written a request on one just before the signal, and
+      // closing it now would reset a request the client rightly thinks was sent
+      // (the chaos suite's SIGTERM scenario saw exactly that). http.Server#close
+      // would close idle connections at once, so the listener is closed as a
+      // plain net.Server; idle connections go after the linger.
+      const closed = new Promise<void>((resolve) => NetServer.prototype.close.call(server, () => resolve()));
+      if (clientSockets.size > 0) {
+        await Promise.race([
+          new Promise<void>((resolve) => { lastSocketClosed = resolve; }),
+          delay(Math.min(SHUTDOWN_LINGER_MS, policy.shutdown.graceMs)),
+        ]);
+      }
       server.closeIdleConnections();
       await forwarder.close(policy.shutdown.graceMs);
       server.closeAllConnections();
