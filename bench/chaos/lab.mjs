@@ -268,8 +268,11 @@ export class Lab {
     const at = (list, site, t) => list.some((w) => w.site === site && t >= w.fromMs && t < w.toMs);
     const faulted = (site, t) => at(this.faults, site, t);
     const drained = (site, t) => this.drains.some((d) => d.sites.includes(site) && t >= d.fromMs && t < d.toMs);
+    // A healed or undrained site counts as healthy only once probes can have seen
+    // it: `rise` passing probes, one interval of phase, the decision allowance.
+    const recoveryMs = (TIMING.rise + 1) * TIMING.intervalMs + TIMING.decisionAllowanceMs;
     const healthyExisted = (route, from, to) => ROUTES.find((r) => r.name === route).sites
-      .some((s) => !this.faults.some((f) => f.site === s && f.fromMs < to && f.toMs > from)
+      .some((s) => !this.faults.some((f) => f.site === s && f.fromMs < to && f.toMs + recoveryMs > from)
         && !this.drains.some((d) => d.sites.includes(s) && d.fromMs < to && d.toMs > from));
 
     // Where each request id arrived.
