@@ -361,7 +361,11 @@ export class Lab {
       excusedFailures: reasons, checks: this.checks, events: this.events.map((e) => ({ t: e.atMs - this.startedMs, what: e.what })),
       peakRssKb: peak('rssKb'), peakFds: peak('fds'),
       harnessLagMs: this.lag ? { p99: Math.round(this.lag.percentile(99) / 1e6), max: Math.round(this.lag.max / 1e6) } : null,
-      examples: { failedHealthy: unexcused.slice(0, 8), forbidden: forbiddenArrivals.slice(0, 8) },
+      examples: {
+        failedHealthy: unexcused.slice(0, 8), forbidden: forbiddenArrivals.slice(0, 8),
+        slowest: [...records].sort((a, b) => (b.latencyMs ?? 0) - (a.latencyMs ?? 0)).slice(0, 5)
+          .map((r) => ({ ...r, t: r.startMs - this.startedMs, arrivals: (arrivals.get(r.id) ?? []).map((a) => ({ site: a.site, t: a.atMs - this.startedMs })) })),
+      },
       statusTimeline: problems.length ? this.#timeline() : undefined,
       gatewayLogTail: problems.length ? this.gateways.map((g) => `${g.name}: ${g.log.slice(-1500)}`) : undefined,
     };

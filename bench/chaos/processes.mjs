@@ -14,6 +14,8 @@ export const root = fileURLToPath(new URL('../..', import.meta.url));
 export const cli = join(root, 'dist', 'cli.js');
 const children = new Set();
 process.on('exit', () => { for (const c of children) c.kill('SIGKILL'); });
+// Ctrl-C or a CI timeout: exit through 'exit', so no gateway or redis-server outlives the harness.
+for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => process.exit(130));
 
 export function freePort() {
   return new Promise((resolve, reject) => {
