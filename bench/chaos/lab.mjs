@@ -19,7 +19,7 @@ export const TIMING = Object.freeze({
   // Generous for a loaded 2-core machine: a 200 ms probe timeout there fails
   // healthy sites (seen at load average 18), which is the configuration's doing, not a fault.
   intervalMs: 250, probeTimeoutMs: 1000, fall: 2, rise: 2,
-  connectMs: 500, responseMs: 2000,
+  connectMs: 1500, responseMs: 2000,
   holdDownMs: 1000, stepMs: 500,
   /** Time after a drain call answered, or after /status shows a site down, before an arrival there counts as a violation. */
   decisionAllowanceMs: 250,
@@ -92,7 +92,7 @@ export class Lab {
       await waitFor(async () => {
         const s = await lab.status(r).catch(() => null);
         return Array.isArray(s?.sites) && s.sites.every((x) => x.health === "up") && s.routes.every((x) => x.state === "preferred");
-      }, 15_000, `${r.name}: every site up`);
+      }, 30_000, `${r.name}: every site up`);
     }
     lab.events = [];      // harness actions: { atMs, what }
     lab.faults = [];      // { site, fromMs, toMs, kind }
