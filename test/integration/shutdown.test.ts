@@ -6,6 +6,7 @@
 import t from 'tap';
 import { connect, type Socket } from 'node:net';
 import { startRig } from '../helpers/gateway.js';
+import { waitFor } from '../helpers/wait.js';
 
 function port(url: string): number {
   return Number(new URL(url).port);
@@ -42,7 +43,9 @@ function readResponse(socket: Socket): Promise<{ head: string; body: string }> {
 }
 
 t.test('a request written on an idle keep-alive connection as close() starts is answered, then the connection closes', async (t) => {
-  const rig = await startRig(t, [{ name: 'a' }], () => ({ routes: [{ name: 'r', sites: ['a'] }] }));
+  // Slow probes with a long timeout: on a loaded machine a 150 ms probe timeout can take the one site down.
+  const rig = await startRig(t, [{ name: 'a', probe: { intervalMs: 1000, timeoutMs: 5000 } }], () => ({ routes: [{ name: 'r', sites: ['a'] }] }));
+  await waitFor(async () => (await rig.admin('GET', '/status')).json.sites[0].health === 'up', { timeoutMs: 20_000, message: 'site a up' });
   const socket = connect(port(rig.gateway.proxyUrl), '127.0.0.1');
   t.teardown(() => socket.destroy());
   await new Promise((resolve) => socket.once('connect', resolve));
