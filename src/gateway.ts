@@ -4,7 +4,7 @@
 // (up to shutdown.grace), then stop probes and timers.
 import http from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { Server as NetServer, type AddressInfo, type Socket } from 'node:net';
 import { Registry } from 'prom-client';
 import type { Policy } from './config/policy.js';
 import { formatPolicyError, type PolicyError } from './config/policy.js';
@@ -72,6 +72,12 @@ export interface Gateway {
 }
 
 /** Events operators want pushed to them (webhooks): one per transition. */
+/**
+ * How long a closing gateway keeps idle client connections open for requests
+ * already on the wire. Bounded by shutdown.grace.
+ */
+const SHUTDOWN_LINGER_MS = 500;
+
 const NOTIFY_EVENTS = new Set([
   'failedOver', 'failedBack', 'routeUnavailable', 'failbackBlocked', 'failoverPending', 'failbackStarted',
   'failbackForced', 'drained', 'undrained', 'pinned', 'unpinned',
@@ -161,7 +167,13 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   control.started();
   updateVerifier(control.table);
 
-  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => forwarder.handle(req, res);
+  let draining = false;
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    // Once closing, what still arrives on an open connection is answered, with
+    // `connection: close`, so that client moves to another gateway.
+    if (draining) res.shouldKeepAlive = false;
+    forwarder.handle(req, res);
+  };
   const serverOptions = clientServerOptions(policy.limits);
   const server: http.Server = material.listener
     ? https.createServer({ ...serverOptions, ...material.listener }, onRequest)
@@ -175,6 +187,15 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     if (status !== undefined) accessLog.refused(socket, status, typeof code === 'string' ? `${code}: ${err.message}` : err.message);
   });
   applyClientLimits(server, policy.limits);
+  const clientSockets = new Set<Socket>();
+  let lastSocketClosed: (() => void) | undefined;
+  server.on('connection', (socket: Socket) => {
+    clientSockets.add(socket);
+    socket.once('close', () => {
+      clientSockets.delete(socket);
+      if (clientSockets.size === 0) lastSocketClosed?.();
+    });
+  });
   const stopBackground = async () => {
     await prober.close();
     await verifier.close();
@@ -319,7 +340,20 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const close = () => {
     closing ??= (async () => {
       watcher?.close();
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      draining = true;
+      // Stop accepting, but leave idle keep-alive connections open a moment: a
+      // client may have written a request on one just before the signal, and
+      // closing it now would reset a request the client rightly thinks was sent
+      // (the chaos suite's SIGTERM scenario saw exactly that). http.Server#close
+      // would close idle connections at once, so the listener is closed as a
+      // plain net.Server; idle connections go after the linger.
+      const closed = new Promise<void>((resolve) => NetServer.prototype.close.call(server, () => resolve()));
+      if (clientSockets.size > 0) {
+        await Promise.race([
+          new Promise<void>((resolve) => { lastSocketClosed = resolve; }),
+          delay(Math.min(SHUTDOWN_LINGER_MS, policy.shutdown.graceMs)),
+        ]);
+      }
       server.closeIdleConnections();
       await forwarder.close(policy.shutdown.graceMs);
       server.closeAllConnections();
