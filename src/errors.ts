@@ -122,3 +122,10 @@ export function toDetourError(e: unknown): DetourError {
   if (e instanceof DetourError) return e;
   return internalError('internal error', e);
 }
+
+/**
+ * System error codes that mean detour itself ran out of something (file
+ * descriptors): evidence about the gateway, never about the site it was
+ * trying to reach. Probes and live traffic blame no site for them.
+ */
+export const LOCAL_CODES: ReadonlySet<string> = new Set(['EMFILE', 'ENFILE']);

@@ -162,7 +162,6 @@ export const scenarios = [
     fdLimit: 160,
     // Saturation, release, then time for the recovery window and requests after it.
     minMs: 12_000,
-    expectedFail: 'health/prober.ts and passive-monitor.ts count the gateway\'s own EMFILE (connect EMFILE) as a site failure: every site is marked down, every route unavailable, until `rise` probes pass after descriptors free up',
     async run(lab, ms) {
       await until(lab, ms, 0.2);
       // Idle connections take every descriptor the gateway has left.

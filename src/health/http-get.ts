@@ -6,6 +6,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { describeTlsError, type ClientTls } from '../tls/client-tls.js';
+import { LOCAL_CODES } from '../errors.js';
 
 export interface HttpAgents {
   readonly http: http.Agent;
@@ -31,7 +32,7 @@ export type HttpGetResult =
     readonly bytes: Buffer;
     readonly truncated: boolean;
   }
-  | { readonly ok: false; readonly error: string };
+  | { readonly ok: false; readonly error: string; readonly local?: true };
 
 /** Fresh connections every time: a probe must see a dead building, not a pooled socket to it. */
 export function createAgents(): HttpAgents {
@@ -91,7 +92,10 @@ export function httpGet(url: string, opts: HttpGetOptions): Promise<HttpGetResul
     opts.signal?.addEventListener('abort', onAbort, { once: true });
 
     // Stays attached after finish(): destroying the request emits errors nobody else hears.
-    req.on('error', (err) => finish({ ok: false, error: describeError(err) }, true));
+    req.on('error', (err) => finish({
+      ok: false, error: describeError(err),
+      ...(LOCAL_CODES.has(String((err as NodeJS.ErrnoException).code)) ? { local: true as const } : {}),
+    }, true));
     req.on('response', (res) => {
       const status = res.statusCode ?? 0;
       const chunks: Buffer[] = [];

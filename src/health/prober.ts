@@ -152,6 +152,14 @@ class SiteLoop {
     // Results of a loop that was stopped (site removed or re-configured, or close()) are stale.
     if (signal.aborted) return;
     const durationMs = performance.now() - startedMs;
+    if (!answer.ok && answer.local) {
+      // detour could not even open a socket (out of file descriptors): that says
+      // nothing about the site, so no verdict; the next probe tries again.
+      this.#deps.logger.warn({ site: name, detail: answer.error }, 'probe not sent: the gateway is out of resources; no verdict on the site');
+      this.#deps.metrics.healthChecks.inc({ site: name, result: 'error' });
+      this.#reportedFirst();
+      return;
+    }
     const result: ProbeResult = { ...judgeProbe(health, answer), durationMs };
     this.#deps.metrics.healthChecks.inc({ site: name, result: result.passed ? 'pass' : 'fail' });
     this.#deps.metrics.healthCheckDuration.observe({ site: name }, durationMs / 1000);

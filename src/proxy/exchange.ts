@@ -253,7 +253,8 @@ export class Exchange {
     else reportFailure(this.ctx.passive, site, error, this.client);
     // An answer that is not HTTP comes from the application; another site running it would say the same.
     // A request the site never saw adds nothing to anyone's load when it moves: no budget.
-    const next = error.code !== 'bad_response' && this.canResend(neverReached) ? this.retryCandidate(neverReached) : null;
+    const next = error.code !== 'bad_response' && error.code !== 'local_error' && this.canResend(neverReached)
+      ? this.retryCandidate(neverReached) : null;
     if (next !== null) {
       if (!neverReached) this.failedAfterSent = true;
       this.retry(site, next, error.detail, true);
@@ -357,7 +358,8 @@ export function isSiteEvidence(error: UpstreamError): boolean {
  * failure ratio; a stale pooled connection blames nobody.
  */
 export function reportFailure(passive: PassiveHealth, site: string, error: UpstreamError, client: string): void {
-  if (error.code === 'stale_connection') return;
+  // A stale pooled connection or detour's own exhaustion (EMFILE) blames nobody.
+  if (error.code === 'stale_connection' || error.code === 'local_error') return;
   if (isSiteEvidence(error)) passive.connectionFailed(site, error.detail);
   else passive.requestFailed(site, error.detail, client);
 }

@@ -2,6 +2,7 @@
 // code, the status detour answers with when no other site can take the request,
 // a detail in words for logs and passive health (`connect ECONNREFUSED`,
 // `response timeout after 2000ms`), and the original error as `cause`.
+import { LOCAL_CODES } from '../errors.js';
 import { describeTlsError } from '../tls/client-tls.js';
 
 export type UpstreamErrorCode =
@@ -11,7 +12,8 @@ export type UpstreamErrorCode =
   | 'stale_connection'  // a pooled keep-alive connection the site had already closed: not the site's fault
   | 'reset'             // the connection died before response headers
   | 'response_timeout'  // the request was sent, but no response headers within timeouts.response
-  | 'bad_response';     // the site answered something that is not (parseable) HTTP
+  | 'bad_response'      // the site answered something that is not (parseable) HTTP
+  | 'local_error';      // detour itself is out of resources (no file descriptor): nobody's site is to blame
 
 const statusByCode: Readonly<Record<UpstreamErrorCode, number>> = {
   connect_failed: 502,
@@ -21,6 +23,7 @@ const statusByCode: Readonly<Record<UpstreamErrorCode, number>> = {
   reset: 502,
   response_timeout: 504,
   bad_response: 502,
+  local_error: 503,
 };
 
 export class UpstreamError extends Error {
@@ -72,6 +75,7 @@ export function toUpstreamError(err: unknown, phase: FailurePhase): UpstreamErro
   const code = typeof (err as { code?: unknown })?.code === 'string' ? (err as { code: string }).code : undefined;
   const message = err instanceof Error ? err.message : String(err);
   if (code?.startsWith('HPE_')) return new UpstreamError('bad_response', `bad response (${code})`, err);
+  if (code !== undefined && LOCAL_CODES.has(code)) return new UpstreamError('local_error', `gateway out of resources (${code})`, err);
   const tls = describeTlsError(err);
   if (tls !== undefined) return new UpstreamError('tls_failed', tls, err);
   if (!phase.connected) return new UpstreamError('connect_failed', `connect ${code ?? message}`, err);

@@ -229,3 +229,9 @@ function countResources(): Map<string, number> {
 function sameResources(a: Map<string, number>, b: Map<string, number>): boolean {
   return (a.get('TCPSocketWrap') ?? 0) <= (b.get('TCPSocketWrap') ?? 0) && (a.get('Timeout') ?? 0) <= (b.get('Timeout') ?? 0);
 }
+
+t.test('an answer detour could not even send (out of file descriptors) is marked local', async (t) => {
+  const { judgeProbe } = await import('../../src/health/prober.js');
+  // judgeProbe never sees it in practice (the prober gives no verdict on a local answer), but a local answer is never a pass.
+  t.same(judgeProbe(makeSite('a', 'http://127.0.0.1:1').health, { ok: false, error: 'connect EMFILE', local: true }), { passed: false, detail: 'connect EMFILE' });
+});

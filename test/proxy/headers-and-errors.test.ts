@@ -33,6 +33,9 @@ t.test('toUpstreamError classifies by phase and code', async (t) => {
     [err('ECONNRESET', 'socket hang up'), stale, 'stale_connection', 502, 'reused connection closed by the site (socket hang up)'],
     [err('EPIPE'), stale, 'stale_connection', 502, 'reused connection closed by the site (EPIPE)'],
     [err('ETIMEDOUT'), stale, 'reset', 502, 'ETIMEDOUT'],
+    // detour out of file descriptors: about the gateway, not the site (no verdict, 503).
+    [err('EMFILE', 'connect EMFILE 127.0.0.1:8080 - Local (undefined:undefined)'), { connected: false }, 'local_error', 503, 'gateway out of resources (EMFILE)'],
+    [err('ENFILE'), fresh, 'local_error', 503, 'gateway out of resources (ENFILE)'],
     [connectTimeout(100), { connected: false }, 'connect_timeout', 504, 'connect timeout after 100ms'],
     [responseTimeout(2000), fresh, 'response_timeout', 504, 'response timeout after 2000ms'],
     // TLS failures come after the TCP connect, before a byte of the request: whatever the phase says.
