@@ -46,6 +46,7 @@ export function buildProgram(io: CliIo): Command {
     .requiredOption('-c, --config <file>', 'policy file')
     .option('--no-watch', 'do not reload when the policy file changes')
     .option('--log-level <level>', 'trace, debug, info, warn, error', io.env.DETOUR_LOG_LEVEL ?? 'info')
+    .option('--replica-id <id>', 'this replica\'s name in the shared state (default: host-pid-random, or DETOUR_REPLICA_ID)', io.env.DETOUR_REPLICA_ID)
     .action(async (opts: { config: string; watch: boolean; logLevel: string }) => {
       await runStart(opts, io);
     });
@@ -67,7 +68,7 @@ export function buildProgram(io: CliIo): Command {
   return program;
 }
 
-async function runStart(opts: { config: string; watch: boolean; logLevel: string }, io: CliIo): Promise<void> {
+async function runStart(opts: { config: string; watch: boolean; logLevel: string; replicaId?: string }, io: CliIo): Promise<void> {
   const logger = createLogger({ level: opts.logLevel });
   const loaded = await loadPolicyFile(opts.config, io.env);
   if (!loaded.ok) {
@@ -75,7 +76,13 @@ async function runStart(opts: { config: string; watch: boolean; logLevel: string
     io.setExitCode(1);
     return;
   }
-  const gateway = await startGateway({ policy: loaded.policy, logger, watch: opts.watch });
+  const replicaId = opts.replicaId?.trim();
+  if (replicaId !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$/.test(replicaId)) {
+    io.err(`detour: --replica-id must be 1 to 100 letters, digits, '.', '_', ':' or '-' (got ${JSON.stringify(opts.replicaId)})\n`);
+    io.setExitCode(2);
+    return;
+  }
+  const gateway = await startGateway({ policy: loaded.policy, logger, watch: opts.watch, ...(replicaId ? { replicaId } : {}) });
   const reload = async (why: string) => {
     const result = await gateway.reload();
     watchMaterial();

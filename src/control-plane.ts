@@ -351,6 +351,7 @@ export class ControlPlane {
     });
     return {
       version: this.#version,
+      replica: this.#store.replicaId,
       policyFile: this.#policy.file,
       tableVersion: this.#table.version,
       routes, sites,

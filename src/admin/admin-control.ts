@@ -50,6 +50,8 @@ export interface GatewayEvent {
 
 export interface StatusDocument {
   readonly version: string;
+  /** This replica's id in the shared state (`--replica-id`, DETOUR_REPLICA_ID, or host-pid-random). */
+  readonly replica?: string;
   readonly policyFile: string;
   readonly tableVersion: number;
   readonly routes: readonly RouteStatus[];
