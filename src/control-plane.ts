@@ -8,6 +8,7 @@ import { indexPolicy, type Policy } from './config/policy.js';
 import { initialHealth, stepHealth, type HealthEvent, type SiteHealth } from './health/health-state.js';
 import { combineHealth } from './health/quorum.js';
 import { decideRoutes } from './routing/decide-routes.js';
+import { describeRoute } from './routing/describe-changes.js';
 import type {
   Approval, IntegrityVerdict, Overrides, RouteDecision, RouteTable,
 } from './routing/route-table.js';
@@ -532,38 +533,18 @@ export class ControlPlane {
   #reportRoute(before: RouteDecision | undefined, d: RouteDecision, spent: StateOp[]): void {
     const route = d.name;
     if (d.transition) {
-      const { from, to, reason, forced } = d.transition;
+      const { from, to, reason } = d.transition;
       this.#metrics.failovers.inc({ route, from: from ?? 'none', to: to ?? 'none', reason });
       // Approvals are spent once the route has moved.
       if (ownValue(this.#shared.failoverApprovals, route)) spent.push({ op: 'clearApproval', kind: 'failover', route });
       // An approval was for one move; whatever moved, the next move needs its own.
       if (ownValue(this.#shared.failbackApprovals, route)) spent.push({ op: 'clearApproval', kind: 'failback', route });
-      const type = reason === 'failback' ? 'failedBack' : to === null ? 'routeUnavailable' : 'failedOver';
-      const words = to === null
-        ? `route ${route} unavailable: ${d.reason}`
-        : `route ${route} moved ${from ?? 'nowhere'} -> ${to} (${reason}${forced ? ', forced' : ''}): ${d.reason}`;
-      this.#record({ type, route, from, to, reason, message: words }, to === null ? 'error' : 'warn');
-      return;
     }
-    if (!before || (before.state === d.state && before.ramp?.percent === d.ramp?.percent
-      && before.blocked?.code === d.blocked?.code)) return;
-    const types: Partial<Record<RouteDecision['state'], string>> = {
-      ramping: before.state === 'ramping' ? 'rampStepped' : 'failbackStarted',
-      blocked: 'failbackBlocked',
-      'pending-failover': 'failoverPending',
-      'awaiting-approval': 'failbackAwaitingApproval',
-      'holding-down': 'failbackHeld',
-      verifying: 'failbackHeld',
-      pinned: 'routePinned',
-      'failed-over': 'failbackStopped',
-      preferred: 'routeRestored',
-      unavailable: 'routeUnavailable',
-    };
-    this.#record({
-      type: types[d.state] ?? 'routeChanged', route, from: d.active, to: d.ramp?.to ?? d.active,
-      reason: d.blocked?.code ?? d.state, message: `route ${route} ${d.state}: ${d.reason}`,
-    }, d.state === 'blocked' || d.state === 'pending-failover' ? 'warn' : 'info');
+    // What happened, in words, is worked out once by the pure describeRoute.
+    const described = describeRoute(before, d);
+    if (described) this.#record(described.event, described.level);
   }
+
 
   #record(event: Omit<GatewayEvent, 'time'>, level: 'info' | 'warn' | 'error' = 'info'): void {
     const full: GatewayEvent = Object.freeze({ time: new Date(this.#now()).toISOString(), ...stripUndefined(event) });

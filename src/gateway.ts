@@ -29,6 +29,7 @@ import type { AdminControl, GatewayEvent } from './admin/admin-control.js';
 import type { RouteTable } from './routing/route-table.js';
 import { silentLogger, type Logger } from './logger.js';
 import { VERSION } from './version.js';
+import { NOTIFY_EVENTS } from './model/events.js';
 import { loadPolicyMaterial, type PolicyMaterial } from './tls/policy-material.js';
 
 export interface GatewayOptions {
@@ -78,10 +79,6 @@ export interface Gateway {
  */
 const SHUTDOWN_LINGER_MS = 500;
 
-const NOTIFY_EVENTS = new Set([
-  'failedOver', 'failedBack', 'routeUnavailable', 'failbackBlocked', 'failoverPending', 'failbackStarted',
-  'failbackForced', 'drained', 'undrained', 'pinned', 'unpinned',
-]);
 
 export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const logger = opts.logger ?? silentLogger();

@@ -125,7 +125,7 @@ t.test('status: events are bounded, newest last', async (t) => {
   t.teardown(() => cp.close());
   for (let i = 0; i < 10; i++) {
     now += 1000;
-    cp.recordEvent({ type: 'test', message: `event ${i}` });
+    cp.recordEvent({ type: 'policyReloaded', message: `event ${i}` });
   }
   const status = cp.status();
   t.equal(status.events.length, 5);

@@ -36,17 +36,9 @@ export interface SiteStatus {
   readonly drainedBy: readonly ('site' | 'building')[];
 }
 
-export interface GatewayEvent {
-  readonly time: string;
-  /** Past-tense kind: siteDown, siteUp, failedOver, failbackStarted, failbackBlocked, drained, pinned, policyReloaded, ... */
-  readonly type: string;
-  readonly message: string;
-  readonly route?: string;
-  readonly site?: string;
-  readonly from?: string | null;
-  readonly to?: string | null;
-  readonly reason?: string;
-}
+// Events (names, shape) live in the model: one closed union of event names.
+export type { GatewayEvent, GatewayEventType } from '../model/events.js';
+import type { GatewayEvent } from '../model/events.js';
 
 export interface StatusDocument {
   readonly version: string;

@@ -40,6 +40,8 @@ export type OperatorEventType =
 export type GatewayOwnEventType =
   | 'policyReloaded'
   | 'policyReloadFailed'
+  | 'configWatchUp'            // the policy file is watched (again)
+  | 'configWatchDown'          // the watch is lost: only the poll sees edits
   | 'stateStoreUp'
   | 'stateStoreDown'
   | 'integrityMatched'

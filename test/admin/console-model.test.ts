@@ -24,7 +24,7 @@ function site(over: Partial<SiteStatus>): SiteStatus {
   return { name: 'cyber1', building: 'gedung-cyber-1', url: 'http://127.0.0.1:1', health: 'up', reason: '', since, drained: false, drainedBy: [], ...over };
 }
 
-function event(type: string, message: string, over: Partial<GatewayEvent> = {}): GatewayEvent {
+function event(type: GatewayEvent['type'], message: string, over: Partial<GatewayEvent> = {}): GatewayEvent {
   return { time: since, type, message, ...over };
 }
 

@@ -110,7 +110,7 @@ export const policyErrors: readonly PolicyError[] = [
 export function sampleEvents(): GatewayEvent[] {
   return Array.from({ length: 12 }, (_, i) => ({
     time: new Date(Date.UTC(2024, 5, 20, 12, 0, i)).toISOString(),
-    type: i === 11 ? 'failedOver' : 'probeNoted',
+    type: i === 11 ? 'failedOver' : 'siteUp',
     message: `event number ${i + 1}`,
   }));
 }
