@@ -98,8 +98,8 @@ function policyYaml(primary: string, backup: string, extra = ''): string {
   return `listen: { host: 127.0.0.1, port: 0 }
 admin: { host: 127.0.0.1, port: 0, token: \${TOKEN} }
 sites:
-  primary: { url: "${primary}", building: a, health: { interval: 100ms, timeout: 100ms } }
-  backup: { url: "${backup}", building: b, health: { interval: 100ms, timeout: 100ms } }
+  primary: { url: "${primary}", building: a, health: { interval: 100ms, timeout: 1s } }
+  backup: { url: "${backup}", building: b, health: { interval: 100ms, timeout: 1s } }
 routes:
   - name: api
     sites: [primary, backup]
