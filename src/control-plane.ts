@@ -121,6 +121,11 @@ export class ControlPlane {
     return this.#policy;
   }
 
+  /** A probe is deciding about this site (this replica's suspicion): cheap, for the request path. */
+  isSuspect(site: string): boolean {
+    return this.#own.get(site)?.suspect !== undefined;
+  }
+
   health(site: string): SiteHealth | undefined {
     this.#flush();
     return this.#health.get(site);

@@ -98,7 +98,7 @@ export class Lab {
     lab.faults = [];      // { site, fromMs, toMs, kind }
     lab.drains = [];      // { sites: [...], fromMs (answered), toMs (undrain called) }
     lab.forbidden = [];   // extra windows: { site, fromMs, toMs, why }
-    lab.excused = [];     // { fromMs, toMs, why }: failures in it do not count (e.g. fd limit reached)
+    lab.excused = [];     // { fromMs, toMs, why, site? }: failures in it (answered by site, if given) do not count
     lab.killedReplicas = []; // { name, atMs }
     lab.checks = [];      // scenario-specific: { name, ok, detail }
     lab.statusSamples = []; // { replica, atMs, sites: [{ name, health, since }] }
@@ -196,7 +196,7 @@ export class Lab {
   }
 
   forbid(site, fromMs, toMs, why) { this.forbidden.push({ site, fromMs, toMs, why }); }
-  excuse(fromMs, toMs, why) { this.excused.push({ fromMs, toMs, why }); }
+  excuse(fromMs, toMs, why, site) { this.excused.push({ fromMs, toMs, why, site }); }
 
   /** SIGKILL a replica: the client population stops sending to it at the same moment. */
   async killReplica(i) {
@@ -294,7 +294,7 @@ export class Lab {
       else if (rec.method === 'POST' && (seen.some((a) => faulted(a.site, a.atMs) || drained(a.site, a.atMs))
         || (rec.site !== null && this.faults.some((f) => f.site === rec.site && f.fromMs < end && f.toMs > rec.startMs)))) why = 'POST the failing site may have run (502, never replayed)';
       else if (this.killedReplicas.some((k) => k.name === rec.replica && k.atMs >= rec.startMs - 50 && k.atMs <= end + 50)) why = 'in flight on a replica the harness killed';
-      else if (this.excused.some((w) => rec.startMs < w.toMs && end > w.fromMs)) why = this.excused.find((w) => rec.startMs < w.toMs && end > w.fromMs).why;
+      else if (this.excused.some((w) => excuses(w, rec, end))) why = this.excused.find((w) => excuses(w, rec, end)).why;
       else if (!healthyExisted(rec.route, rec.startMs, end)) why = 'no healthy site for the route';
       if (why) reasons[why] = (reasons[why] ?? 0) + 1;
       else unexcused.push({ ...rec, t: rec.startMs - this.startedMs, arrivals: seen.map((a) => ({ ...a, t: a.atMs - this.startedMs })) });
@@ -373,3 +373,8 @@ export class Lab {
 }
 
 export { sleep, waitFor };
+
+/** An excuse window covers a failure that overlaps it (and was answered by its site, when it names one). */
+function excuses(w, rec, end) {
+  return rec.startMs < w.toMs && end > w.fromMs && (w.site === undefined || rec.site === w.site);
+}

@@ -45,9 +45,15 @@ export const scenarios = [
       await until(lab, ms, 0.2);
       await lab.fault('a1', '5xx');
       await lab.fault('a2', '5xx', { scope: 'traffic' });
+      const from = Date.now();
       await until(lab, ms, 0.7);
       await lab.heal('a1');
       await lab.heal('a2');
+      // a2 answers its probes while failing all traffic: probes vouch for it, so
+      // it stays up (no client can take a site down, issue 11) and re-sends off it
+      // are capped by its retry budget (20% of its requests, issue 12). a1, down
+      // by its probes, must cost nothing: its failures are not excused.
+      lab.excuse(from, Date.now(), 'a2 answers its probes: re-sends off it capped by retry.budget', 'a2');
     },
   },
   {

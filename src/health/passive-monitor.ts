@@ -82,6 +82,20 @@ export class PassiveMonitor {
     if (watch) this.#record(watch, watch.statuses.has(status), `status ${status}`, client);
   }
 
+  /**
+   * Re-sends off `site` ran out of budget: ask a probe now, whatever the ratio
+   * says (a site failing every request crosses its budget before its ratio when
+   * it had much traffic just before). Same one-per-interval limit.
+   */
+  retryBudgetSpent(site: string): void {
+    const watch = this.#watches.get(site);
+    if (!watch || watch.site.passive.failureThreshold <= 0) return;
+    const now = this.#now();
+    if (now < watch.quietUntilMs) return;
+    watch.quietUntilMs = now + watch.site.health.intervalMs;
+    this.#deps.siteSuspected(site, `its retry budget is spent (last: ${watch.lastFailure || 'failed requests'})`);
+  }
+
   /** Whether `status` from `site` counts as a failed request. */
   isFailureStatus(site: string, status: number): boolean {
     return this.#watches.get(site)?.statuses.has(status) ?? false;

@@ -35,6 +35,8 @@ export interface PassiveHealth {
   requestFailed(site: string, detail: string, client: string): void;
   /** The site answered with `status` (the monitor knows which statuses count as failures). */
   responded(site: string, status: number, client: string): void;
+  /** Re-sends off this site just ran out of budget: worth a probe now (is it sick, or just failing some requests?). */
+  retryBudgetSpent?(site: string): void;
 }
 
 /** Methods that may be sent twice (RFC 9110 9.2.2): anything else is re-sent only if the site never saw it. */
@@ -57,6 +59,8 @@ export interface ExchangeContext {
   finished(exchange: Exchange): void;
   /** Who sent the request, for passive detection's distinct-clients rule (bounded: never a label). */
   clientOf(req: IncomingMessage): string;
+  /** A probe is deciding about this site right now (passive suspicion pending). */
+  isSuspect(site: string): boolean;
   /** Re-sends per route and site stay within a share of live traffic (see retry-budget.ts). */
   readonly retryBudget: RetryBudget;
   readonly nowMs: () => number;
@@ -287,6 +291,12 @@ export class Exchange {
     const from = this.attempt?.site;
     if (next === null || from === undefined || budgetFree) return next;
     if (this.ctx.retryBudget.allows(this.route.name, from, this.route.retry.budget, this.ctx.nowMs())) return next;
+    // The budget protects a healthy site from a partly failing one that probes
+    // vouch for; a site failing everything is not that. Spending the budget asks
+    // a probe at once, and until it answers (milliseconds) re-sends still go:
+    // a dead building must cost clients nothing. A passing probe restores the budget.
+    this.ctx.passive.retryBudgetSpent?.(from);
+    if (this.ctx.isSuspect(from)) return next;
     this.ctx.metrics.retryBudgetExhausted.inc({ route: this.route.name });
     this.notes.push(`retry budget of ${from} spent`);
     return null;

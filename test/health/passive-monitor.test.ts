@@ -185,3 +185,22 @@ t.test('FailureWindow keeps constant memory and counts clients only up to what i
   t.equal(c.failingClients, 2);
   t.same(w.counts(5000), { requests: 0, failures: 0, failingClients: 0 }, 'all expired');
 });
+
+t.test('a spent retry budget asks a probe at once, once per interval, unless request evidence is off', async (t) => {
+  let now = 0;
+  const reports: string[] = [];
+  const monitor = new PassiveMonitor({ now: () => now, siteFailed: () => {}, siteSuspected: (site, detail) => reports.push(`${site}: ${detail}`) });
+  const site = (name: string, failureThreshold = 3) => ({
+    ...makeSite(name, `http://127.0.0.1:1/${name}`, { intervalMs: 1000 }), passive: { ...defaultPassive, failureThreshold },
+  });
+  monitor.update([site('cyber1'), site('off', 0)]);
+  monitor.responded('cyber1', 503, 'c');
+  monitor.retryBudgetSpent('cyber1');
+  monitor.retryBudgetSpent('cyber1');
+  monitor.retryBudgetSpent('off');
+  monitor.retryBudgetSpent('gone');
+  t.same(reports, ['cyber1: its retry budget is spent (last: status 503)']);
+  now = 1000;
+  monitor.retryBudgetSpent('cyber1');
+  t.equal(reports.length, 2, 'again after an interval');
+});

@@ -98,7 +98,9 @@ t.test('the console shows the gateway live and drains a building with the token'
   const order = await page.locator('#routes tr .name').allTextContents();
   t.same(order, ['ceir', 'border-control', 'visa'], 'routes in priority order');
   t.match(await page.textContent('#store'), /memory: this replica only/, 'the state store in words');
-  t.equal(await page.locator('#replicas li').count(), 0, 'no replica lines without replica fields in /status');
+  // /status names this replica (no leader yet): one line, and no leader line.
+  t.equal(await page.locator('#replicas li').count(), 1, 'one replica line: this replica');
+  t.match(await page.locator('#replicas li').first().textContent(), /this replica: \S+/);
 
   const drainButton = `${building('gedung-cyber-1')} button.drain`;
   await t.test('without a token the drain is refused as the API words it', async (t) => {
