@@ -62,9 +62,13 @@ export const scenarios = [
       await until(lab, ms, 0.2);
       await lab.fault('a1', 'slow', { delayMs: 2 * TIMING.responseMs });
       await lab.fault('a2', 'slow', { delayMs: 2 * TIMING.responseMs, scope: 'traffic' });
+      const from = Date.now();
       await until(lab, ms, 0.7);
       await lab.heal('a1');
       await lab.heal('a2');
+      // As in the 5xx storm: a2 answers its probes, so it stays up and re-sends
+      // of its timed-out requests are capped by its retry budget; a1's are not excused.
+      lab.excuse(from, Date.now() + 2 * TIMING.responseMs, 'a2 answers its probes: re-sends off it capped by retry.budget', 'a2');
     },
   },
   {
