@@ -96,11 +96,6 @@ export class PassiveMonitor {
     this.#deps.siteSuspected(site, `its retry budget is spent (last: ${watch.lastFailure || 'failed requests'})`);
   }
 
-  /** Whether `status` from `site` counts as a failed request. */
-  isFailureStatus(site: string, status: number): boolean {
-    return this.#watches.get(site)?.statuses.has(status) ?? false;
-  }
-
   #record(watch: SiteWatch, failed: boolean, detail: string, client: string): void {
     const now = this.#now();
     watch.window.record(now, failed, client);
