@@ -121,9 +121,16 @@ export class ControlPlane {
     return this.#policy;
   }
 
-  /** A probe is deciding about this site (this replica's suspicion): cheap, for the request path. */
-  isSuspect(site: string): boolean {
-    return this.#own.get(site)?.suspect !== undefined;
+  /**
+   * This replica's probes doubt the site: a probe is deciding on a suspicion,
+   * a probe already failed since the last pass, or the site is down. Cheap, for
+   * the request path: re-sends off such a site are not held to its retry budget
+   * (a request that timed out on a hung site a moment before the second failed
+   * probe must still move).
+   */
+  inDoubt(site: string): boolean {
+    const own = this.#own.get(site);
+    return own !== undefined && (own.suspect !== undefined || own.fails > 0 || own.status === 'down');
   }
 
   health(site: string): SiteHealth | undefined {

@@ -137,7 +137,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   accessLog.update(policy.accessLog);
   const forwarder = new Forwarder({
     currentTable: () => control.table, passive, metrics, logger: logger.child({ component: 'proxy' }), accessLog,
-    isSuspect: (site) => control.isSuspect(site),
+    inDoubt: (site) => control.inDoubt(site),
     ...(opts.random ? { random: opts.random } : {}), clientTls,
   });
 

@@ -273,3 +273,27 @@ t.test('siteDown listeners run after the new table is in place', async (t) => {
   await new Promise((r) => setImmediate(r));
   t.same(seen, ['serpong'], 'the listener read a table that already has cyber1 down');
 });
+
+t.test('inDoubt: suspect, a failed probe since the last pass, or down (re-sends off such a site skip the retry budget)', async (t) => {
+  const { cp, upAll } = setup();
+  t.teardown(() => cp.close());
+  t.equal(cp.inDoubt('cyber1'), false, 'unknown, never failed: no doubt');
+  upAll();
+  t.equal(cp.inDoubt('cyber1'), false, 'up');
+  cp.probeResult('cyber1', false, 'timeout after 1000ms');
+  t.equal(cp.health('cyber1')!.status, 'up', 'one failed probe: still up (fall 2)');
+  t.equal(cp.inDoubt('cyber1'), true, 'but in doubt');
+  cp.probeResult('cyber1', true, 'status 200');
+  t.equal(cp.inDoubt('cyber1'), false, 'a pass clears it');
+  cp.probeResult('cyber1', false, 'timeout after 1000ms');
+  cp.probeResult('cyber1', false, 'timeout after 1000ms');
+  t.equal(cp.health('cyber1')!.status, 'down');
+  t.equal(cp.inDoubt('cyber1'), true, 'down');
+  t.equal(cp.inDoubt('serpong'), false, 'the other site is not');
+  cp.passiveSuspicion('serpong', '12 of 20 requests failed');
+  t.equal(cp.health('serpong')!.status, 'up', 'a suspicion alone takes nothing down');
+  t.equal(cp.inDoubt('serpong'), true, 'a suspect site is in doubt until its probe answers');
+  cp.probeResult('serpong', true, 'status 200');
+  t.equal(cp.inDoubt('serpong'), false, 'a passing probe refutes it');
+  t.equal(cp.inDoubt('nowhere'), false, 'an unknown name is not');
+});

@@ -59,8 +59,8 @@ export interface ExchangeContext {
   finished(exchange: Exchange): void;
   /** Who sent the request, for passive detection's distinct-clients rule (bounded: never a label). */
   clientOf(req: IncomingMessage): string;
-  /** A probe is deciding about this site right now (passive suspicion pending). */
-  isSuspect(site: string): boolean;
+  /** Probes doubt this site (suspect, a probe failed, or down): re-sends off it skip the retry budget. */
+  inDoubt(site: string): boolean;
   /** Re-sends per route and site stay within a share of live traffic (see retry-budget.ts). */
   readonly retryBudget: RetryBudget;
   readonly nowMs: () => number;
@@ -293,10 +293,11 @@ export class Exchange {
     if (this.ctx.retryBudget.allows(this.route.name, from, this.route.retry.budget, this.ctx.nowMs())) return next;
     // The budget protects a healthy site from a partly failing one that probes
     // vouch for; a site failing everything is not that. Spending the budget asks
-    // a probe at once, and until it answers (milliseconds) re-sends still go:
-    // a dead building must cost clients nothing. A passing probe restores the budget.
+    // a probe at once, and while probes doubt the site (that probe pending, a
+    // probe failed already, or the site is down) re-sends still go: a dead or
+    // hung building must cost clients nothing. A passing probe restores the budget.
     this.ctx.passive.retryBudgetSpent?.(from);
-    if (this.ctx.isSuspect(from)) return next;
+    if (this.ctx.inDoubt(from)) return next;
     this.ctx.metrics.retryBudgetExhausted.inc({ route: this.route.name });
     this.notes.push(`retry budget of ${from} spent`);
     return null;

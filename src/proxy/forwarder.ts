@@ -37,8 +37,8 @@ export interface ForwarderDeps {
   readonly engine?: ProxyEngine;
   /** Trust for https:// sites, by URL (see tls/client-tls.ts); for the default engine. */
   readonly clientTls?: (siteUrl: string) => ClientTls | undefined;
-  /** A probe is deciding about this site right now (the control plane's suspicion); default never. */
-  readonly isSuspect?: (site: string) => boolean;
+  /** Probes doubt this site (suspect, a probe failed, or down; see ControlPlane.inDoubt): its re-sends skip the budget. Default never. */
+  readonly inDoubt?: (site: string) => boolean;
   /** Clock for the retry budget's window (default performance.now). */
   readonly nowMs?: () => number;
   /** One line per request, when the policy has an access log. */
@@ -83,7 +83,7 @@ export class Forwarder {
       siteFor: (name) => siteByName(table().policy, name),
       unavailable: () => table().policy.unavailable,
       clientOf: (req) => clientOf(req, isTrustedProxy),
-      isSuspect: deps.isSuspect ?? (() => false),
+      inDoubt: deps.inDoubt ?? (() => false),
       finished: (exchange) => {
         this.exchanges.delete(exchange);
         if (this.exchanges.size === 0) this.onIdle?.();
