@@ -12,11 +12,18 @@ import { describeRoute } from './routing/describe-changes.js';
 import type {
   Approval, IntegrityVerdict, Overrides, RouteDecision, RouteTable,
 } from './routing/route-table.js';
-import { ownValue, type SharedState, type StateOp, type StateStore } from './state/state-store.js';
+import { ownValue, type SharedState, type StateStore } from './state/state-store.js';
 import type { Metrics } from './metrics/metrics.js';
-import type {
-  ControlResult, DrainTarget, GatewayEvent, RouteStatus, SiteStatus, StatusDocument,
-} from './admin/admin-control.js';
+import type { ControlResult, DrainTarget, GatewayEvent, StatusDocument } from './admin/admin-control.js';
+import { decideCommand, refusalOrUnchanged, type OperatorCommand } from './admin/operator-commands.js';
+import { buildStatus } from './admin/status-document.js';
+import { LocalLeadership, type Leadership } from './leader/leadership.js';
+import { followDecision, movesTraffic, publishable } from './leader/follow-decision.js';
+
+/** Integrity verdicts, owned by the verifier: the control plane only reads them. */
+export interface IntegritySource {
+  verdicts(): ReadonlyMap<string, IntegrityVerdict>;
+}
 
 export interface ControlPlaneListener {
   /** A new table is in place (already readable through `table`). */
@@ -40,7 +47,13 @@ export interface ControlPlaneDeps {
   readonly eventLimit?: number;
   /** Begin in the first-probe-round phase; the owner calls started() when it ends. */
   readonly starting?: boolean;
+  /** Who decides (default: this replica alone, with a local epoch). */
+  readonly leadership?: Leadership;
+  /** Integrity verdicts (default: none). The owner calls integrityChanged() when they change. */
+  readonly integrity?: IntegritySource;
 }
+
+const noIntegrity: IntegritySource = { verdicts: () => new Map() };
 
 export class ControlPlane {
   #policy: Policy;
@@ -55,7 +68,10 @@ export class ControlPlane {
   readonly #own = new Map<string, SiteHealth>();
   /** What routing uses: own verdicts combined with the other replicas' by quorum. */
   #health = new Map<string, SiteHealth>();
-  readonly #integrity = new Map<string, IntegrityVerdict>();
+  readonly #integrity: IntegritySource;
+  readonly #leadership: Leadership;
+  /** What this replica last published as leader (to publish only on change). */
+  #publishedKey: string | undefined;
   /** Runtime drains, pins and approvals as the store last reported them; policy drains are added on top. */
   #shared: SharedState;
   readonly #events: GatewayEvent[] = [];
@@ -81,12 +97,21 @@ export class ControlPlane {
     this.#eventLimit = deps.eventLimit ?? 100;
     this.#store = deps.store;
     this.#starting = deps.starting ?? false;
+    this.#integrity = deps.integrity ?? noIntegrity;
+    this.#leadership = deps.leadership ?? new LocalLeadership(this.#store.replicaId, this.#now);
     this.#shared = this.#store.snapshot();
     const now = this.#now();
     for (const site of this.#policy.sites) this.#own.set(site.name, initialHealth(now));
     this.#health = this.#combineHealth();
-    this.#table = this.#decide(undefined);
+    this.#table = this.#withEpoch(this.#decide(undefined), this.#leadership.publish([], true));
     this.#scheduleWake();
+    this.#leadership.onPublished(() => this.#recompute());
+    this.#leadership.onLeaderChange((change) => {
+      // A new leader publishes at once, under the epoch it took the lease with.
+      this.#publishedKey = undefined;
+      this.#recompute();
+      if (change.isLeader) this.#logger.info({ epoch: change.epoch }, 'this replica now decides for every replica');
+    });
     this.#store.onState((state) => {
       this.#shared = state;
       this.#recompute();
@@ -139,7 +164,11 @@ export class ControlPlane {
   }
 
   integrity(): ReadonlyMap<string, IntegrityVerdict> {
-    return this.#integrity;
+    return this.#integrity.verdicts();
+  }
+
+  get leadership(): Leadership {
+    return this.#leadership;
   }
 
   subscribe(listener: ControlPlaneListener): () => void {
@@ -179,10 +208,12 @@ export class ControlPlane {
     this.#stepSite(site, { kind: 'passiveSuspected', detail });
   }
 
-  integrityVerdict(route: string, verdict: IntegrityVerdict): void {
-    const prev = this.#integrity.get(route);
-    this.#integrity.set(route, verdict);
-    if (prev?.ok !== verdict.ok) {
+  /**
+   * The verifier's verdict on a route changed (or was withdrawn): decide again.
+   * The verifier owns the verdicts; this only says so and reports a flip.
+   */
+  integrityChanged(route: string, verdict: IntegrityVerdict | undefined, prev: IntegrityVerdict | undefined): void {
+    if (verdict && prev?.ok !== verdict.ok) {
       this.#record({
         type: verdict.ok ? 'integrityMatched' : 'integrityMismatched', route,
         message: `route ${route} integrity ${verdict.ok ? 'matches' : 'check failed'}: ${verdict.detail}`,
@@ -191,95 +222,33 @@ export class ControlPlane {
     this.#recompute();
   }
 
-  forgetIntegrity(route: string): void {
-    if (this.#integrity.delete(route)) this.#recompute();
-  }
-
   /** undefined when there is no shared store (memory). */
   get stateStoreUp(): boolean | undefined {
     return this.#store.kind === 'memory' ? undefined : this.#store.isUp();
   }
 
   drain(target: DrainTarget): ControlResult {
-    const known = this.#checkDrainTarget(target);
-    if (!known.ok) return known;
-    if (this.#sharedDrains(target.kind).includes(target.name)) {
-      return { ok: true, message: `${target.kind} ${target.name} already drained` };
-    }
-    this.#record({ type: 'drained', site: target.kind === 'site' ? target.name : undefined,
-      message: `${target.kind} ${target.name} drained: no new requests will reach it`, reason: target.kind });
-    this.#store.apply({ op: 'drain', kind: target.kind, name: target.name });
-    this.#flush();
-    return { ok: true, message: `${target.kind} ${target.name} drained` };
+    return this.#execute({ command: 'drain', target });
   }
 
   undrain(target: DrainTarget): ControlResult {
-    const known = this.#checkDrainTarget(target);
-    if (!known.ok) return known;
-    const inPolicy = target.kind === 'site'
-      ? this.#policy.drain.sites.includes(target.name)
-      : this.#policy.drain.buildings.includes(target.name);
-    if (!this.#sharedDrains(target.kind).includes(target.name)) {
-      return inPolicy
-        ? { ok: false, code: 'conflict', message: `${target.kind} ${target.name} is drained by the policy file; edit drain: in the policy and reload` }
-        : { ok: true, message: `${target.kind} ${target.name} was not drained` };
-    }
-    this.#record({ type: 'undrained', site: target.kind === 'site' ? target.name : undefined,
-      message: `${target.kind} ${target.name} undrained`, reason: target.kind });
-    this.#store.apply({ op: 'undrain', kind: target.kind, name: target.name });
-    this.#flush();
-    const still = inPolicy ? ' (still drained by the policy file)' : '';
-    return { ok: true, message: `${target.kind} ${target.name} undrained${still}` };
+    return this.#execute({ command: 'undrain', target });
   }
 
   pin(route: string, site: string): ControlResult {
-    const index = indexPolicy(this.#policy);
-    const r = index.routes.get(route);
-    if (!r) return { ok: false, code: 'not_found', message: `unknown route ${route}` };
-    if (!index.sites.has(site)) return { ok: false, code: 'not_found', message: `unknown site ${site}` };
-    if (!r.sites.includes(site)) {
-      return { ok: false, code: 'bad_request', message: `site ${site} is not one of route ${route}'s sites (${r.sites.join(', ')})` };
-    }
-    this.#record({ type: 'pinned', route, site, message: `route ${route} pinned to ${site}` });
-    this.#store.apply({ op: 'pin', route, site });
-    this.#flush();
-    return { ok: true, message: `route ${route} pinned to ${site}` };
+    return this.#execute({ command: 'pin', route, site });
   }
 
   unpin(route: string): ControlResult {
-    if (!indexPolicy(this.#policy).routes.has(route)) return { ok: false, code: 'not_found', message: `unknown route ${route}` };
-    if (ownValue(this.#shared.pins, route) === undefined) return { ok: true, message: `route ${route} was not pinned` };
-    this.#record({ type: 'unpinned', route, message: `route ${route} unpinned` });
-    this.#store.apply({ op: 'unpin', route });
-    this.#flush();
-    return { ok: true, message: `route ${route} unpinned` };
+    return this.#execute({ command: 'unpin', route });
   }
 
   approveFailback(route: string, force: boolean): ControlResult {
-    const d = this.table.byName.get(route);
-    if (!d) return { ok: false, code: 'not_found', message: `unknown route ${route}` };
-    if (!d.preferred || d.active === d.preferred) {
-      return { ok: false, code: 'conflict', message: `route ${route} has no failback pending (${d.state}: ${d.reason})` };
-    }
-    this.#record({
-      type: force ? 'failbackForced' : 'failbackApproved', route,
-      message: force
-        ? `route ${route} failback to ${d.preferred} FORCED by an operator: hold-down, integrity and priority gates skipped`
-        : `route ${route} failback to ${d.preferred} approved by an operator (gates still apply)`,
-    }, force ? 'warn' : 'info');
-    const site = d.ramp?.to ?? d.preferred;
-    this.#store.apply({ op: 'approveFailback', route, approval: { atMs: this.#now(), force, site } });
-    const now = this.table.byName.get(route)!;
-    return { ok: true, message: `failback of ${route} approved; now ${now.state}: ${now.reason}` };
+    return this.#execute({ command: 'approveFailback', route, force });
   }
 
   approveFailover(route: string): ControlResult {
-    const d = this.table.byName.get(route);
-    if (!d) return { ok: false, code: 'not_found', message: `unknown route ${route}` };
-    if (!d.pendingFailover) return { ok: false, code: 'conflict', message: `route ${route} has no failover pending (${d.state})` };
-    this.#record({ type: 'failoverApproved', route, message: `route ${route} failover to ${d.pendingFailover.to} approved by an operator` });
-    this.#store.apply({ op: 'approveFailover', route, approval: { atMs: this.#now(), force: false, site: d.pendingFailover.to } });
-    return { ok: true, message: `route ${route} failed over to ${this.table.byName.get(route)!.active}` };
+    return this.#execute({ command: 'approveFailover', route });
   }
 
   /** Swap in a new, already validated policy. Health of unchanged sites survives. */
@@ -303,8 +272,6 @@ export class ControlPlane {
     }
     // Shared drains and pins naming what this policy lacks stay in the store (other
     // replicas may still run a policy that has them); decideRoutes ignores them.
-    const routeNames = new Set(policy.routes.map((r) => r.name));
-    for (const route of [...this.#integrity.keys()]) if (!routeNames.has(route)) this.#integrity.delete(route);
     this.#policy = policy;
     this.#recompute();
   }
@@ -333,45 +300,13 @@ export class ControlPlane {
 
   status(): StatusDocument {
     this.#flush();
-    const drains = this.effectiveDrains();
-    const iso = (ms: number) => new Date(ms).toISOString();
-    const index = indexPolicy(this.#policy);
-    const routes: RouteStatus[] = this.#table.routes.map((d) => {
-      const r = index.routes.get(d.name)!;
-      const v = this.#integrity.get(d.name);
-      return {
-        name: d.name, priority: r.priority, sites: r.sites, state: d.state, active: d.active,
-        weights: d.weights, reason: d.reason, since: iso(d.sinceMs),
-        pendingFailover: d.pendingFailover
-          ? { from: d.pendingFailover.from, to: d.pendingFailover.to, since: iso(d.pendingFailover.sinceMs) }
-          : null,
-        pendingFailback: d.state === 'awaiting-approval',
-        blocked: d.blocked ?? null,
-        pinnedTo: d.pinnedTo ?? null,
-        passiveIgnored: d.passiveIgnored ?? null,
-        integrity: v ? { ok: v.ok, detail: v.detail, since: iso(v.sinceMs) } : null,
-      };
-    });
-    const sites: SiteStatus[] = this.#policy.sites.map((s) => {
-      const h = this.#health.get(s.name) ?? initialHealth(this.#now());
-      const drainedBy: ('site' | 'building')[] = [];
-      if (drains.sites.has(s.name)) drainedBy.push('site');
-      if (drains.buildings.has(s.building)) drainedBy.push('building');
-      return {
-        name: s.name, building: s.building, url: s.url, health: h.status, reason: h.reason,
-        since: iso(h.sinceMs), drained: drainedBy.length > 0, drainedBy,
-      };
-    });
-    return {
-      version: this.#version,
-      replica: this.#store.replicaId,
-      policyFile: this.#policy.file,
-      tableVersion: this.#table.version,
-      routes, sites,
-      drains: { sites: [...drains.sites].sort(), buildings: [...drains.buildings].sort() },
+    return buildStatus({
+      version: this.#version, replica: this.#store.replicaId, policy: this.#policy, table: this.#table,
+      health: (site) => this.#health.get(site) ?? initialHealth(this.#now()),
+      integrity: this.#integrity.verdicts(), drains: this.effectiveDrains(),
       stateStore: { kind: this.#store.kind, up: this.#store.isUp() },
-      events: this.#events,
-    };
+      events: this.#events, leadership: this.#leadership.view(),
+    });
   }
 
   close(): void {
@@ -384,16 +319,13 @@ export class ControlPlane {
 
   // ---- internals ----------------------------------------------------------
 
-  #checkDrainTarget(target: DrainTarget): ControlResult {
-    const index = indexPolicy(this.#policy);
-    const known = target.kind === 'site' ? index.sites.has(target.name) : index.buildings.has(target.name);
-    return known
-      ? { ok: true, message: '' }
-      : { ok: false, code: 'not_found', message: `unknown ${target.kind} ${target.name}` };
-  }
-
-  #sharedDrains(kind: 'site' | 'building'): readonly string[] {
-    return kind === 'site' ? this.#shared.drainedSites : this.#shared.drainedBuildings;
+  /** A command decided by the pure decideCommand, carried out: event, store, decision, reply. */
+  #execute(command: OperatorCommand): ControlResult {
+    const cmd = decideCommand({ policy: this.#policy, shared: this.#shared, table: this.table, nowMs: this.#now() }, command);
+    if (cmd.kind !== 'apply') return refusalOrUnchanged(cmd);
+    this.#record(cmd.event.event, cmd.event.level);
+    this.#store.apply(cmd.op);
+    return { ok: true, message: cmd.reply(this.table) };
   }
 
   #stepSite(site: string, event: HealthEvent): void {
@@ -475,7 +407,7 @@ export class ControlPlane {
       policy: this.#policy,
       health: new Map(this.#health),
       overrides: this.#overridesNow(),
-      integrity: new Map(this.#integrity),
+      integrity: new Map(this.#integrity.verdicts()),
       prev,
       nowMs: this.#now(),
     });
@@ -505,26 +437,24 @@ export class ControlPlane {
     clearImmediate(this.#flushTimer);
     this.#flushTimer = undefined;
     this.#recomputing = true;
-    const spent: StateOp[] = [];
     try {
       do {
         this.#dirty = false;
-        this.#recomputeOnce(spent);
+        this.#recomputeOnce();
       } while (this.#dirty && !this.#closed);
     } finally {
       this.#recomputing = false;
     }
-    for (const op of spent) this.#store.apply(op);
     for (const notify of this.#siteDowns.splice(0)) notify();
   }
 
-  #recomputeOnce(spent: StateOp[]): void {
+  #recomputeOnce(): void {
     const prevHealth = this.#health;
     this.#health = this.#combineHealth();
     this.#reportHealth(prevHealth, this.#health);
     const prev = this.#table;
-    const next = this.#starting ? { ...this.#decide(undefined), version: prev.version + 1 } : this.#decide(prev);
-    if (this.#starting) Object.freeze(next);
+    const own = this.#starting ? { ...this.#decide(undefined), version: prev.version + 1 } : this.#decide(prev);
+    const next = this.#applyLeadership(prev, own);
     this.#table = next;
     this.#scheduleWake();
     let changed = next.policy !== prev.policy;
@@ -536,21 +466,18 @@ export class ControlPlane {
       const before = prev.byName.get(d.name);
       if (!before || before.state !== d.state || before.active !== d.active || !sameWeights(before, d)
         || before.reason !== d.reason) changed = true;
-      if (!this.#starting) this.#reportRoute(before, d, spent);
+      if (next.epoch !== prev.epoch) changed = true;
+      if (!this.#starting) this.#reportRoute(before, d);
     }
     if (changed) for (const l of this.#listeners) l.tableChanged?.(next, prev);
   }
 
   /** One event and one log line per decision change, with its reason. */
-  #reportRoute(before: RouteDecision | undefined, d: RouteDecision, spent: StateOp[]): void {
+  #reportRoute(before: RouteDecision | undefined, d: RouteDecision): void {
     const route = d.name;
     if (d.transition) {
       const { from, to, reason } = d.transition;
       this.#metrics.failovers.inc({ route, from: from ?? 'none', to: to ?? 'none', reason });
-      // Approvals are spent once the route has moved.
-      if (ownValue(this.#shared.failoverApprovals, route)) spent.push({ op: 'clearApproval', kind: 'failover', route });
-      // An approval was for one move; whatever moved, the next move needs its own.
-      if (ownValue(this.#shared.failbackApprovals, route)) spent.push({ op: 'clearApproval', kind: 'failback', route });
     }
     // What happened, in words, is worked out once by the pure describeRoute.
     const described = describeRoute(before, d);
@@ -565,6 +492,35 @@ export class ControlPlane {
     const { message, time: _time, ...fields } = full;
     this.#logger[level]({ event: fields.type, ...fields }, message);
     for (const l of this.#listeners) l.event?.(full);
+  }
+
+  /**
+   * Whose decision this replica routes on. The leader (or a lone gateway)
+   * routes on its own and publishes it; a follower applies the leader's
+   * published decision, intersected with its own drains (followDecision). A
+   * replica that cannot reach Redis routes on its own decision, made from the
+   * last table it applied (so ramps go on from their step), under the last
+   * epoch it knew: it never invents a newer epoch than the leader's.
+   */
+  #applyLeadership(prev: RouteTable, own: RouteTable): RouteTable {
+    const leadership = this.#leadership;
+    if (leadership.isLeader()) {
+      const key = JSON.stringify(publishable(own));
+      if (key === this.#publishedKey) return this.#withEpoch(own, prev.epoch ?? 0);
+      this.#publishedKey = key;
+      return this.#withEpoch(own, leadership.publish(own.routes, movesTraffic(prev, own)));
+    }
+    const published = leadership.published();
+    const next = published && leadership.isUp()
+      ? followDecision({ published, local: own, prev, drains: this.effectiveDrains(), nowMs: this.#now() })
+      : this.#withEpoch(own, prev.epoch ?? 0);
+    leadership.noteApplied(next.epoch ?? 0);
+    return next;
+  }
+
+  #withEpoch(table: RouteTable, epoch: number): RouteTable {
+    this.#leadership.noteApplied(epoch);
+    return Object.isFrozen(table) && table.epoch === epoch ? table : Object.freeze({ ...table, epoch });
   }
 
   #scheduleWake(): void {

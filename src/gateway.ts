@@ -24,6 +24,8 @@ import { AccessLog } from './proxy/access-log.js';
 import { startAdminServer } from './admin/admin-server.js';
 import { AuditLog } from './admin/audit-log.js';
 import { createStateStore } from './state/create-store.js';
+import { RedisLeadership } from './state/redis-leadership.js';
+import { LocalLeadership, type Leadership } from './leader/leadership.js';
 import type { StateStore } from './state/state-store.js';
 import type { AdminControl, GatewayEvent } from './admin/admin-control.js';
 import type { RouteTable } from './routing/route-table.js';
@@ -48,6 +50,8 @@ export interface GatewayOptions {
   readonly loadPolicy?: (file: string) => Promise<ParseResult>;
   /** Reload when the policy file changes (detour start does, unless --no-watch). */
   readonly watch?: boolean | { readonly debounceMs?: number; readonly pollMs?: number };
+  /** Leader lease time with state.redis (default 3000 ms; DETOUR_LEASE_MS for detour start). */
+  readonly leaseMs?: number;
 }
 
 export type ReloadResult =
@@ -60,6 +64,8 @@ export interface Gateway {
   readonly proxyAddress: AddressInfo;
   readonly adminAddress: AddressInfo;
   readonly control: ControlPlane;
+  /** Who decides: isLeader() and onLeaderChange() for whatever only the leader may do (webhooks, history). */
+  readonly leadership: Leadership;
   readonly metrics: Metrics;
   table(): RouteTable;
   /** Re-read the policy file: parse, validate, swap; a bad file keeps the last good policy. */
@@ -103,7 +109,22 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     logger: logger.child({ component: 'state' }), ...(opts.replicaId ? { replicaId: opts.replicaId } : {}),
   });
   await store.start();
-  const control = new ControlPlane({ policy, logger, metrics, now, version: VERSION, store, starting: true });
+  const redis = policy.state?.redis;
+  const leadership: Leadership = store.kind === 'redis' && redis
+    ? new RedisLeadership({
+      url: redis.url, keyPrefix: redis.keyPrefix, replicaId: store.replicaId, logger, now,
+      ...(opts.leaseMs !== undefined ? { leaseMs: opts.leaseMs } : {}),
+    })
+    : new LocalLeadership(store.replicaId, now);
+  // The verifier owns integrity verdicts; the control plane reads them and is told when they change.
+  const verifier = new IntegrityVerifier({
+    logger: logger.child({ component: 'integrity' }), metrics, now,
+    onVerdict: (route, verdict, prev) => control.integrityChanged(route, verdict, prev),
+    onForget: (route) => control.integrityChanged(route, undefined, undefined), clientTls,
+  });
+  const control = new ControlPlane({
+    policy, logger, metrics, now, version: VERSION, store, starting: true, leadership, integrity: verifier,
+  });
   metrics.bindState(() => {
     const drains = control.effectiveDrains();
     return {
@@ -113,6 +134,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       drainedBuildings: drains.buildings,
       stateStoreUp: control.stateStoreUp,
       configWatchUp: configWatch?.up,
+      leader: { replica: leadership.replicaId, isLeader: leadership.isLeader() },
     };
   });
   let configWatch: WatchStatus | undefined;
@@ -129,10 +151,6 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     siteSuspected: (site, detail) => control.passiveSuspicion(site, detail),
   });
   passive.update(policy.sites);
-  const verifier = new IntegrityVerifier({
-    logger: logger.child({ component: 'integrity' }), metrics, now,
-    onVerdict: (route, verdict) => control.integrityVerdict(route, verdict), clientTls,
-  });
   const accessLog = new AccessLog({ logger: logger.child({ component: 'access-log' }), ...(opts.random ? { random: opts.random } : {}) });
   accessLog.update(policy.accessLog);
   const forwarder = new Forwarder({
@@ -142,10 +160,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   });
 
   const updateVerifier = (table: RouteTable) => {
-    const targets = verifyTargets(table, control.effectiveDrains());
-    verifier.update(targets);
-    const targeted = new Set(targets.map((t) => t.route));
-    for (const route of control.integrity().keys()) if (!targeted.has(route)) control.forgetIntegrity(route);
+    verifier.update(verifyTargets(table, control.effectiveDrains()));
   };
   control.subscribe({
     tableChanged: (table) => {
@@ -163,6 +178,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   prober.update(policy.sites);
   await Promise.race([prober.firstRound(), delay(opts.firstRoundTimeoutMs ?? 3000)]);
   control.started();
+  // Contend for the lease only now: a decision made before the first probe round is no one's to publish.
+  await leadership.start();
   updateVerifier(control.table);
 
   let draining = false;
@@ -199,6 +216,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     await verifier.close();
     control.close();
     await notifier.close(0);
+    await leadership.close();
     await store.close();
   };
   try {
@@ -360,6 +378,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       verifier.close();
       control.close();
       await notifier.close(Math.min(2000, policy.shutdown.graceMs));
+      await leadership.close();
       await store.close();
       await admin.close();
       await accessLog.close();
@@ -376,6 +395,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     proxyAddress,
     adminAddress: admin.address,
     control,
+    leadership,
     metrics,
     table: () => control.table,
     reload,

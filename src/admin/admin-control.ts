@@ -22,6 +22,18 @@ export interface RouteStatus {
   /** The site the route keeps serving from although live traffic alone marked it down (it is the route's last). */
   readonly passiveIgnored: string | null;
   readonly integrity: { readonly ok: boolean; readonly detail: string; readonly since: string } | null;
+  /** During a failback ramp: the step (index into failback.ramp), its percent and when it began. */
+  readonly ramp?: { readonly to: string; readonly from: string; readonly step: number; readonly percent: number; readonly stepStarted: string };
+}
+
+export interface ReplicaStatus {
+  readonly id: string;
+  readonly leader: boolean;
+  /** ISO time of its last heartbeat in Redis; null when never seen (or no Redis). */
+  readonly heartbeat: string | null;
+  readonly redisReachable: boolean;
+  /** Epoch of the decision it applies; null when unknown. */
+  readonly epoch: number | null;
 }
 
 export interface SiteStatus {
@@ -44,6 +56,12 @@ export interface StatusDocument {
   readonly version: string;
   /** This replica's id in the shared state (`--replica-id`, DETOUR_REPLICA_ID, or host-pid-random). */
   readonly replica?: string;
+  /** The replica whose decisions apply (the lease holder), or null when none is known (Redis unreachable). */
+  readonly leader?: string | null;
+  /** Fencing epoch of the decision this replica routes on (x-detour-epoch). */
+  readonly epoch?: number;
+  /** Every replica seen recently (this one included), with heartbeat, Redis reachability and applied epoch. */
+  readonly replicas?: readonly ReplicaStatus[];
   readonly policyFile: string;
   readonly tableVersion: number;
   readonly routes: readonly RouteStatus[];

@@ -22,7 +22,10 @@ export interface IntegrityTarget {
 }
 
 export interface IntegrityVerifierDeps {
-  onVerdict(route: string, verdict: IntegrityVerdict): void;
+  /** A verdict changed (prev: the one it replaces). The verifier is the one owner of verdicts. */
+  onVerdict(route: string, verdict: IntegrityVerdict, prev: IntegrityVerdict | undefined): void;
+  /** A verdict was withdrawn because its route no longer needs checking. */
+  onForget?(route: string): void;
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly now?: () => number;
@@ -62,7 +65,7 @@ export class IntegrityVerifier {
       void check.loop.stop();
       this.#checks.delete(route);
       if (target === undefined) {
-        this.#verdicts.delete(route);
+        if (this.#verdicts.delete(route)) this.#deps.onForget?.(route);
       } else if (comparisonKey(target) !== check.comparisonKey && this.#verdicts.has(route)) {
         this.#record(route, false, `checking ${target.preferred.name} against ${target.serving?.name ?? 'nothing'} anew`);
       }
@@ -135,7 +138,7 @@ export class IntegrityVerifier {
     this.#verdicts.set(route, verdict);
     if (prev?.ok !== ok) this.#deps.logger.info({ route, ok, detail }, ok ? 'integrity gate passed' : 'integrity gate failing');
     try {
-      this.#deps.onVerdict(route, verdict);
+      this.#deps.onVerdict(route, verdict, prev);
     } catch (err) {
       this.#deps.logger.error({ err, route }, 'integrity verdict handler failed');
     }

@@ -18,6 +18,8 @@ export interface MetricsState {
   readonly stateStoreUp: boolean | undefined;
   /** undefined = the policy file is not watched (--no-watch). */
   readonly configWatchUp?: boolean | undefined;
+  /** This replica's id and whether it holds the leader lease (a lone gateway always does). */
+  readonly leader?: { readonly replica: string; readonly isLeader: boolean };
 }
 
 export type MetricsStateSource = () => MetricsState;
@@ -194,6 +196,25 @@ export function createMetrics(registry: Registry): Metrics {
     registers: [registry],
     collect() {
       this.set(state()?.configWatchUp === false ? 0 : 1);
+    },
+  });
+  new Gauge({
+    name: 'detour_leader',
+    help: '1 on the replica holding the leader lease (whose decisions every replica applies), 0 on the others; a lone gateway is its own leader.',
+    labelNames: ['replica'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      const leader = state()?.leader;
+      if (leader) this.set({ replica: leader.replica }, leader.isLeader ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'detour_decision_epoch',
+    help: 'Fencing epoch of the decision this replica routes on (sent to sites as x-detour-epoch); increases with every leader change and every change that moves traffic.',
+    registers: [registry],
+    collect() {
+      this.set(state()?.table?.epoch ?? 0);
     },
   });
   const integrityChecks = new Counter({

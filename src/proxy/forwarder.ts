@@ -154,6 +154,8 @@ export class Forwarder {
       this.count('none', 'none', NOT_FOUND.status, startedMs);
       return { ok: false, answer: NOT_FOUND };
     }
+    // Fencing: the epoch of the decision that routed it (whatever the client sent is replaced).
+    req.headers['x-detour-epoch'] = String(table.epoch ?? 0);
     return { ok: true, table, route };
   }
 

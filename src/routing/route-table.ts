@@ -87,6 +87,11 @@ export interface RouteTable {
   readonly byName: ReadonlyMap<string, RouteDecision>;
   /** Next time the decision may change with no new input (hold-down end, ramp step); null = none. */
   readonly nextWakeMs: number | null;
+  /**
+   * The fencing epoch of the decision this table applies (set by the control
+   * plane, never by decideRoutes): sent to sites as x-detour-epoch.
+   */
+  readonly epoch?: number;
 }
 
 /** Integrity gate verdict for one route, produced by the verifier (I/O) and fed to the decision. */

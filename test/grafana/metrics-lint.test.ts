@@ -35,7 +35,7 @@ const decision: RouteDecision = {
   preferred: 'primary', reason: 'integrity mismatch', sinceMs: 0, blocked: { code: 'integrity', message: 'mismatch' },
 };
 const table: RouteTable = {
-  version: 1, computedAtMs: 0, policy, routes: [decision], byName: new Map([['r', decision]]), nextWakeMs: null,
+  version: 1, computedAtMs: 0, policy, routes: [decision], byName: new Map([['r', decision]]), nextWakeMs: null, epoch: 7,
 };
 
 t.test('promtool check metrics finds no problems in the exposition', async (t) => {
@@ -48,6 +48,7 @@ t.test('promtool check metrics finds no problems in the exposition', async (t) =
     drainedSites: new Set(['primary']),
     drainedBuildings: new Set(['b1']),
     stateStoreUp: true,
+    leader: { replica: 'replica-a', isLeader: true },
   }));
   m.requests.inc({ route: 'r', site: 'backup', code: '200' });
   m.requestDuration.observe({ route: 'r', site: 'backup' }, 0.02);

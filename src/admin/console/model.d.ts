@@ -33,7 +33,7 @@ export function drainedSince(kind: 'site' | 'building', name: string, events: re
 export function newestFirst<T>(events: readonly T[], limit?: number): T[];
 
 /** A status document, possibly from a newer gateway with `audit` and replica fields. */
-export type StatusLike = Omit<Partial<StatusDocument>, 'audit'> & {
+export type StatusLike = Omit<Partial<StatusDocument>, 'audit' | 'replica' | 'leader' | 'replicas'> & {
   readonly audit?: unknown;
   readonly replica?: unknown;
   readonly leader?: unknown;

@@ -1,0 +1,111 @@
+// How a follower turns the leader's published decision into its own table:
+// the leader's decision route by route (state, weights, ramp step and its start,
+// hold-down start, reason, since), intersected with this replica's own safety.
+//
+// - A drain this replica knows of beats the published decision: a route whose
+//   published weights touch a drained site or building takes this replica's own
+//   decision instead (a drain made here, or read from Redis before the leader
+//   has decided on it, must never wait for the leader).
+// - A route the leader did not publish, or published with a site this
+//   replica's policy does not give the route (a reload seen by one replica
+//   first), is decided locally as well.
+// - Everything else follows the leader, including a site this replica's own
+//   probes doubt: its own requests still retry elsewhere at once (passive
+//   protection, in the proxy), but one replica does not move the shared decision.
+//
+// `transition` is worked out against this replica's previous table, so events
+// and failover counts follow what this replica actually did.
+import { indexPolicy, type PolicyIndex } from '../config/policy.js';
+import type { RouteDecision, RouteTable, Transition } from '../routing/route-table.js';
+import type { PublishedDecision } from './leadership.js';
+
+export interface FollowInput {
+  readonly published: PublishedDecision;
+  /** This replica's own decision, made from its previous table (used where the leader's cannot be). */
+  readonly local: RouteTable;
+  readonly prev: RouteTable | undefined;
+  readonly drains: { readonly sites: ReadonlySet<string>; readonly buildings: ReadonlySet<string> };
+  readonly nowMs: number;
+}
+
+export function followDecision(input: FollowInput): RouteTable {
+  const { published, local, prev, drains } = input;
+  const index = indexPolicy(local.policy);
+  const byName = new Map(published.routes.map((r) => [r.name, r]));
+  const routes = local.routes.map((own) => {
+    const theirs = byName.get(own.name);
+    if (!theirs || !usable(theirs, index, drains)) return own;
+    return withTransition(theirs, prev?.byName.get(own.name));
+  });
+  const table: RouteTable = {
+    version: (prev?.version ?? 0) + 1,
+    computedAtMs: input.nowMs,
+    policy: local.policy,
+    routes,
+    byName: new Map(routes.map((d) => [d.name, d])),
+    nextWakeMs: local.nextWakeMs,
+    epoch: published.epoch,
+  };
+  return deepFreeze(table);
+}
+
+/** Does the published decision send requests anywhere other than `prev` did? (Then the epoch moves.) */
+export function movesTraffic(prev: RouteTable | undefined, next: RouteTable): boolean {
+  if (!prev) return true;
+  for (const d of next.routes) {
+    const before = prev.byName.get(d.name);
+    if (!before || before.active !== d.active || !sameWeights(before, d)) return true;
+  }
+  return prev.routes.length !== next.routes.length;
+}
+
+/** The decision as published: what every replica compares and applies (no per-replica transition). */
+export function publishable(table: RouteTable): RouteDecision[] {
+  return table.routes.map((d) => {
+    const { transition: _t, ...rest } = d;
+    return rest;
+  });
+}
+
+function usable(d: RouteDecision, index: PolicyIndex, drains: FollowInput['drains']): boolean {
+  const route = index.routes.get(d.name);
+  if (!route) return false;
+  const named = [...d.weights.map((w) => w.site), ...d.eligible, ...(d.active === null ? [] : [d.active])];
+  if (!named.every((s) => route.sites.includes(s))) return false;
+  return d.weights.every((w) => !isDrained(w.site, index, drains)) && (d.active === null || !isDrained(d.active, index, drains));
+}
+
+function isDrained(site: string, index: PolicyIndex, drains: FollowInput['drains']): boolean {
+  if (drains.sites.has(site)) return true;
+  const building = index.sites.get(site)?.building;
+  return building !== undefined && drains.buildings.has(building);
+}
+
+function withTransition(theirs: RouteDecision, before: RouteDecision | undefined): RouteDecision {
+  const { transition: published, ...rest } = theirs;
+  const moved = before !== undefined && before.active !== rest.active;
+  if (!moved) return rest;
+  const transition: Transition = {
+    from: before.active, to: rest.active,
+    reason: published?.reason ?? (rest.state === 'pinned' ? 'pin' : rest.state === 'preferred' && before.state === 'ramping' ? 'failback' : 'site_down'),
+    ...(published?.forced ? { forced: true } : {}),
+  };
+  return { ...rest, transition };
+}
+
+function sameWeights(a: RouteDecision, b: RouteDecision): boolean {
+  return a.weights.length === b.weights.length
+    && a.weights.every((w, i) => w.site === b.weights[i]!.site && w.weight === b.weights[i]!.weight);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    if (value instanceof Map) {
+      for (const v of value.values()) deepFreeze(v);
+    } else {
+      for (const v of Object.values(value)) deepFreeze(v);
+    }
+    Object.freeze(value);
+  }
+  return value;
+}
