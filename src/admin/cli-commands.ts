@@ -161,6 +161,20 @@ export function formatStatus(doc: StatusDocument, nowMs: number): string {
   const out: string[] = [];
   const store = `${doc.stateStore.kind} (${doc.stateStore.up ? 'up' : 'DOWN'})`;
   out.push(`detour ${doc.version}  policy ${doc.policyFile}  table v${doc.tableVersion}  state ${store}`, '');
+  if (doc.replicas !== undefined && doc.stateStore.kind === 'redis') {
+    // Who decides, and whether every replica applies the same decision (same epoch).
+    out.push(`REPLICAS  this: ${doc.replica ?? '-'}  leader: ${doc.leader ?? 'none (no replica holds the lease)'}  epoch: ${doc.epoch ?? '-'}`);
+    out.push(
+      ...formatTable(
+        ['ID', 'ROLE', 'HEARTBEAT', 'REDIS', 'EPOCH'],
+        doc.replicas.map((r) => [
+          r.id, r.leader ? 'leader' : 'follower', r.heartbeat === null ? '-' : formatAge(r.heartbeat, nowMs),
+          r.redisReachable ? 'reachable' : 'UNREACHABLE', r.epoch === null ? '-' : String(r.epoch),
+        ]),
+      ),
+      '',
+    );
+  }
 
   out.push('ROUTES');
   out.push(

@@ -180,3 +180,21 @@ t.test('formatStatus shows ages, pins, blocks and empty sections', async (t) => 
   t.match(text, /SITES\n  \(none\)/);
   t.match(text, /RECENT EVENTS \(0 of 0\)\n  \(none\)/);
 });
+
+t.test('formatStatus shows the leader and every replica with Redis, nothing of it without', async (t) => {
+  const doc = sampleStatus();
+  const nowMs = Date.parse(doc.routes[0]!.since) + 5000;
+  const heartbeat = new Date(nowMs - 2000).toISOString();
+  const text = formatStatus({
+    ...doc, stateStore: { kind: 'redis', up: true }, replica: 'replica-1', leader: 'replica-0', epoch: 17,
+    replicas: [
+      { id: 'replica-0', leader: true, heartbeat, redisReachable: true, epoch: 17 },
+      { id: 'replica-1', leader: false, heartbeat: null, redisReachable: false, epoch: null },
+    ],
+  }, nowMs);
+  t.match(text, /REPLICAS {2}this: replica-1 {2}leader: replica-0 {2}epoch: 17/);
+  t.match(text, /^ {2}replica-0 +leader +2s ago +reachable +17$/m);
+  t.match(text, /^ {2}replica-1 +follower +- +UNREACHABLE +-$/m);
+  t.match(formatStatus({ ...doc, stateStore: { kind: 'redis', up: false }, leader: null, replicas: [] }, nowMs), /leader: none \(no replica holds the lease\)/);
+  t.notMatch(formatStatus({ ...doc, leader: 'solo', replicas: [] }, nowMs), /REPLICAS/, 'a lone gateway (memory store) shows no replica table');
+});
