@@ -112,6 +112,7 @@ export class RedisLeadership implements Leadership {
   readonly #publishedListeners = new Set<(d: PublishedDecision) => void>();
   #isLeader = false;
   #stepDownTimer: NodeJS.Timeout | undefined;
+  #retryTimer: NodeJS.Timeout | undefined;
   #leader: string | null = null;
   #epoch = 0;
   #applied: number | null = null;
@@ -231,6 +232,7 @@ export class RedisLeadership implements Leadership {
     this.#closing = true;
     await this.#loop.stop();
     clearTimeout(this.#stepDownTimer);
+    clearTimeout(this.#retryTimer);
     await this.#writing;
     if (this.#isLeader && this.#cmd.status === 'ready') {
       // Hand over now rather than after the lease: another replica takes it on its next tick.
@@ -269,13 +271,17 @@ export class RedisLeadership implements Leadership {
         const won = await this.#cmd.eval(acquireScript, 2, this.#keys.lease, this.#keys.epoch, this.#value, this.#leaseMs, sentAtMs);
         if (typeof won === 'string') this.#becomeLeader(Number(won), sentAtMs);
       }
-      const [[, lease], [, decision], [, members]] = checkExec(await this.#cmd.multi()
+      const [[, lease], [, ttlMs], [, decision], [, members]] = checkExec(await this.#cmd.multi()
         .get(this.#keys.lease)
+        .pttl(this.#keys.lease)
         .get(this.#keys.decision)
         .hgetall(this.#keys.members)
         .hset(this.#keys.members, this.replicaId, JSON.stringify({ atMs: this.#now(), epoch: this.#applied }))
-        .exec(), 4);
+        .exec(), 5);
       this.#setUp(true);
+      // A follower tries again the moment the lease can expire, not up to a tick later:
+      // a dead leader is replaced within the lease time.
+      if (!this.#isLeader && typeof ttlMs === 'number' && ttlMs > 0) this.#retryAt(ttlMs + 5);
       this.#readMembers(members);
       this.#readLeader(typeof lease === 'string' ? lease : null);
       if (typeof decision === 'string') this.#readDecision(decision);
@@ -283,6 +289,13 @@ export class RedisLeadership implements Leadership {
     } catch (err) {
       this.#setUp(false, err);
     }
+  }
+
+  #retryAt(delayMs: number): void {
+    if (delayMs >= this.#leaseMs / 3) return; // the next tick comes first anyway
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = setTimeout(() => void this.#loop.runNow(), delayMs);
+    this.#retryTimer.unref();
   }
 
   #becomeLeader(epoch: number, sentAtMs: number): void {
