@@ -103,7 +103,9 @@ export class ControlPlane {
     const now = this.#now();
     for (const site of this.#policy.sites) this.#own.set(site.name, initialHealth(now));
     this.#health = this.#combineHealth();
-    this.#table = this.#withEpoch(this.#decide(undefined), this.#leadership.publish([], true));
+    const first = this.#decide(undefined);
+    // A lone gateway starts under a fresh local epoch; a replica with Redis under none until it reads or takes one.
+    this.#table = this.#withEpoch(first, this.#leadership.isLeader() ? this.#leadership.publish(first.routes, true) : 0);
     this.#scheduleWake();
     this.#leadership.onPublished(() => this.#recompute());
     this.#leadership.onLeaderChange((change) => {

@@ -202,3 +202,25 @@ state:
   const atSites = [...epochsAt(sites.cyber1), ...epochsAt(sites.serpong)];
   t.ok(atSites.every((e) => Number.isFinite(e) && e > 0), 'every request at a site carried an epoch');
 });
+
+t.test('a lone gateway (no state.redis) is its own leader with a local epoch that moves with traffic', async (t) => {
+  const { startRig } = await import('../helpers/gateway.js');
+  const probe = { timeoutMs: 1000 };
+  const rig = await startRig(t, [{ name: 'cyber1', building: 'a', probe }, { name: 'serpong', building: 'b', probe }], () => ({
+    routes: [{ name: 'ceir', sites: ['cyber1', 'serpong'] }],
+  }));
+  await waitFor(() => ['cyber1', 'serpong'].every((s) => rig.gateway.control.health(s)?.status === 'up'), { timeoutMs: 5000, message: 'both up' });
+  const doc = (await rig.admin('GET', '/status')).json as Status & { stateStore: { kind: string } };
+  t.equal(doc.leader, doc.replica, 'it leads itself');
+  t.equal(doc.stateStore.kind, 'memory');
+  t.ok(doc.epoch >= Date.now() - 60_000, 'a local epoch, floored at the clock so a restart never goes back');
+  await request(`${rig.gateway.proxyUrl}/x`, undefined);
+  await request(`${rig.gateway.proxyUrl}/x`, undefined);
+  t.same(epochsAt(rig.sites.cyber1!), [doc.epoch, doc.epoch], 'unchanged while nothing moves');
+  await rig.sites.cyber1!.kill();
+  await waitFor(() => rig.gateway.table().byName.get('ceir')!.active === 'serpong', { timeoutMs: 5000, message: 'failover' });
+  await request(`${rig.gateway.proxyUrl}/x`, undefined);
+  const [after] = epochsAt(rig.sites.serpong!);
+  t.ok(after! > doc.epoch, `the failover moved the epoch (${doc.epoch} -> ${after})`);
+  t.equal(rig.gateway.leadership.isLeader(), true);
+});
