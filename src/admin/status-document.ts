@@ -56,12 +56,15 @@ export function buildStatus(input: StatusInput): StatusDocument {
   return {
     version: input.version,
     replica: input.replica,
-    leader: leadership.leader,
     epoch: table.epoch ?? 0,
-    replicas: leadership.replicas.map((r) => ({
-      id: r.id, leader: r.id === leadership.leader, heartbeat: r.heartbeatMs === null ? null : iso(r.heartbeatMs),
-      redisReachable: r.redisReachable, epoch: r.epoch,
-    })),
+    // Who leads, and the other replicas, exist only with a shared store; a lone gateway's document is as before.
+    ...(input.stateStore.kind === 'redis' ? {
+      leader: leadership.leader,
+      replicas: leadership.replicas.map((r) => ({
+        id: r.id, leader: r.id === leadership.leader, heartbeat: r.heartbeatMs === null ? null : iso(r.heartbeatMs),
+        redisReachable: r.redisReachable, epoch: r.epoch,
+      })),
+    } : {}),
     policyFile: policy.file,
     tableVersion: table.version,
     routes, sites,

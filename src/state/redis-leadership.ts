@@ -285,7 +285,11 @@ export class RedisLeadership implements Leadership {
       this.#readMembers(members);
       this.#readLeader(typeof lease === 'string' ? lease : null);
       if (typeof decision === 'string') this.#readDecision(decision);
-      if (this.#isLeader) await this.#forgetSilent();
+      if (this.#isLeader) {
+        // A publish that failed (Redis blinked) is written again now, not only with the next decision.
+        if (this.#toPublish && !this.#writing) this.#writing = this.#writePublished().finally(() => { this.#writing = undefined; });
+        await this.#forgetSilent();
+      }
     } catch (err) {
       this.#setUp(false, err);
     }

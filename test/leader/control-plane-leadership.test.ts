@@ -7,6 +7,7 @@ import t from 'tap';
 import { Registry } from 'prom-client';
 import { ControlPlane } from '../../src/control-plane.js';
 import { MemoryStore } from '../../src/state/memory-store.js';
+import type { StateStore } from '../../src/state/state-store.js';
 import { createMetrics } from '../../src/metrics/metrics.js';
 import { silentLogger } from '../../src/logger.js';
 import { testPolicy } from '../helpers/policy.js';
@@ -49,6 +50,17 @@ class ScriptedLeadership implements Leadership {
   }
 }
 
+/** A memory store that says it is Redis, so /status shows leader and replicas. */
+function redisLike(store: MemoryStore): StateStore {
+  return new Proxy(store, {
+    get: (target, key) => {
+      if (key === 'kind') return 'redis';
+      const value: unknown = Reflect.get(target, key, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  }) as unknown as StateStore;
+}
+
 const sites = [
   { name: 'cyber1', url: 'http://127.0.0.1:1', building: 'gedung-cyber-1' },
   { name: 'serpong', url: 'http://127.0.0.1:2', building: 'serpong-dc' },
@@ -58,7 +70,7 @@ function setup() {
   const leadership = new ScriptedLeadership();
   const policy = testPolicy({ sites, routes: [{ name: 'ceir', sites: ['cyber1', 'serpong'] }] });
   const cp = new ControlPlane({
-    policy, logger: silentLogger(), metrics: createMetrics(new Registry()), store: new MemoryStore({ replicaId: 'r1' }), leadership,
+    policy, logger: silentLogger(), metrics: createMetrics(new Registry()), store: redisLike(new MemoryStore({ replicaId: 'r1' })), leadership,
   });
   t.teardown(() => cp.close());
   const upAll = () => { for (const s of sites) cp.probeResult(s.name, true, 'status 200'); };
