@@ -471,8 +471,9 @@ export class ControlPlane {
     };
   }
 
-  #decide(prev: RouteTable | undefined): RouteTable {
+  #decide(prev: RouteTable | undefined, settle = false): RouteTable {
     return decideRoutes({
+      settle,
       policy: this.#policy,
       health: new Map(this.#health),
       overrides: this.#overridesNow(),
@@ -524,8 +525,7 @@ export class ControlPlane {
     this.#health = this.#combineHealth();
     this.#reportHealth(prevHealth, this.#health);
     const prev = this.#table;
-    const next = this.#starting ? { ...this.#decide(undefined), version: prev.version + 1 } : this.#decide(prev);
-    if (this.#starting) Object.freeze(next);
+    const next = this.#decide(prev, this.#starting);
     this.#table = next;
     this.#scheduleWake();
     let changed = next.policy !== prev.policy;

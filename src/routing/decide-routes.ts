@@ -66,8 +66,11 @@ export function decideRoutes(inputs: DecisionInputs): RouteTable {
   const index = indexPolicy(policy);
   const before = prev === undefined ? undefined : decidedFrom.get(prev);
   const changed = before !== undefined && before.policy === policy ? changedRoutes(before, inputs, index) : null;
+  // Settling (the first probe round): a route decided again is decided afresh,
+  // as if it had no previous decision; prev only says which routes to keep.
+  const settling = inputs.settle === true;
   const ctx: Context = {
-    inputs,
+    inputs: settling ? { ...inputs, prev: undefined } : inputs,
     index,
     decided: new Map(),
     recovering: null,
@@ -77,16 +80,16 @@ export function decideRoutes(inputs: DecisionInputs): RouteTable {
   // Routes that were ramping keep their slot until they finish or stop, so a
   // route decided earlier in this pass cannot steal it.
   for (const route of policy.routes) {
-    if (prev?.byName.get(route.name)?.state === 'ramping') ctx.rampingCount++;
+    if (!settling && prev?.byName.get(route.name)?.state === 'ramping') ctx.rampingCount++;
   }
 
   for (const route of decisionOrder(policy)) {
     const before = prev?.byName.get(route.name);
-    const wasRamping = before?.state === 'ramping';
+    const wasRamping = !settling && before?.state === 'ramping';
     const decision = before !== undefined && changed !== null && !changed.has(route.name)
       && !TIME_BOUND.has(before.state) && !hasBetter(route, before)
       ? settled(before)
-      : finish(decideRoute(route, ctx), before, nowMs);
+      : finish(decideRoute(route, ctx), settling ? undefined : before, nowMs);
     if (wasRamping && decision.state !== 'ramping') ctx.rampingCount--;
     if (!wasRamping && decision.state === 'ramping') ctx.rampingCount++;
     ctx.decided.set(route.name, decision);
