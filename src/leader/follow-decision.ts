@@ -81,16 +81,30 @@ function isDrained(site: string, index: PolicyIndex, drains: FollowInput['drains
   return building !== undefined && drains.buildings.has(building);
 }
 
+/** Which published decision each applied one came from: one re-applied unchanged stays the same object. */
+const appliedFrom = new WeakMap<RouteDecision, RouteDecision>();
+
 function withTransition(theirs: RouteDecision, before: RouteDecision | undefined): RouteDecision {
+  if (before !== undefined && appliedFrom.get(before) === theirs) return before.transition ? applied(theirs, withoutTransition(before)) : before;
   const { transition: published, ...rest } = theirs;
   const moved = before !== undefined && before.active !== rest.active;
-  if (!moved) return rest;
+  if (!moved) return applied(theirs, rest);
   const transition: Transition = {
     from: before.active, to: rest.active,
     reason: published?.reason ?? (rest.state === 'pinned' ? 'pin' : rest.state === 'preferred' && before.state === 'ramping' ? 'failback' : 'site_down'),
     ...(published?.forced ? { forced: true } : {}),
   };
-  return { ...rest, transition };
+  return applied(theirs, { ...rest, transition });
+}
+
+function applied(theirs: RouteDecision, d: RouteDecision): RouteDecision {
+  appliedFrom.set(d, theirs);
+  return d;
+}
+
+function withoutTransition(d: RouteDecision): RouteDecision {
+  const { transition: _t, ...rest } = d;
+  return rest;
 }
 
 function sameWeights(a: RouteDecision, b: RouteDecision): boolean {
