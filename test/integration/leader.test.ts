@@ -160,7 +160,8 @@ state:
   const [seenA, seenB] = survivors.map((r) => [...seen.get(r.id)!]);
   t.same(seenA, seenB, 'both survivors went through the very same ramp steps, with the same step starts');
   t.ok(seenA!.some((s) => s.startsWith('1@')), 'the 50% step was seen');
-  t.ok(disagreements <= 2, `replicas disagreed in ${disagreements} of ${samples} samples (only at a step boundary)`);
+  // Three /status calls are not one instant: a sample may straddle a change (at most a couple per change seen).
+  t.ok(disagreements <= 2 * seenA!.length, `replicas disagreed in ${disagreements} of ${samples} samples, across ${seenA!.length} changes (only straddling one)`);
   const failed = loads.flatMap((l) => l.failed);
   t.equal(failed.length, 0, `zero failed client requests on the survivors (${loads.reduce((n, l) => n + l.outcomes.length, 0)} sent): ${JSON.stringify(failed.slice(0, 3))}`);
   const epoch3 = (await status(survivors[0]!)).epoch;
