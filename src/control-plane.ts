@@ -18,7 +18,7 @@ import type { ControlResult, DrainTarget, GatewayEvent, StatusDocument } from '.
 import { decideCommand, refusalOrUnchanged, type OperatorCommand } from './admin/operator-commands.js';
 import { buildStatus } from './admin/status-document.js';
 import { LocalLeadership, type Leadership } from './leader/leadership.js';
-import { followDecision, movesTraffic, publishable } from './leader/follow-decision.js';
+import { decisionsDiffer, followDecision, movesTraffic } from './leader/follow-decision.js';
 
 /** Integrity verdicts, owned by the verifier: the control plane only reads them. */
 export interface IntegritySource {
@@ -72,7 +72,7 @@ export class ControlPlane {
   readonly #integrity: IntegritySource;
   readonly #leadership: Leadership;
   /** What this replica last published as leader (to publish only on change). */
-  #publishedKey: string | undefined;
+  #publishedRoutes: readonly RouteDecision[] | undefined;
   /** Runtime drains, pins and approvals as the store last reported them; policy drains are added on top. */
   #shared: SharedState;
   readonly #events: GatewayEvent[] = [];
@@ -111,7 +111,7 @@ export class ControlPlane {
     this.#leadership.onPublished(() => this.#recompute());
     this.#leadership.onLeaderChange((change) => {
       // A new leader publishes at once, under the epoch it took the lease with.
-      this.#publishedKey = undefined;
+      this.#publishedRoutes = undefined;
       this.#recompute();
       if (change.isLeader) this.#logger.info({ epoch: change.epoch }, 'this replica now decides for every replica');
     });
@@ -551,9 +551,10 @@ export class ControlPlane {
   #applyLeadership(prev: RouteTable, own: RouteTable): RouteTable {
     const leadership = this.#leadership;
     if (leadership.isLeader()) {
-      const key = JSON.stringify(publishable(own));
-      if (key === this.#publishedKey) return this.#withEpoch(own, prev.epoch ?? 0);
-      this.#publishedKey = key;
+      if (this.#publishedRoutes !== undefined && !decisionsDiffer(this.#publishedRoutes, own.routes)) {
+        return this.#withEpoch(own, prev.epoch ?? 0);
+      }
+      this.#publishedRoutes = own.routes;
       return this.#withEpoch(own, leadership.publish(own.routes, movesTraffic(prev, own)));
     }
     const published = leadership.published();

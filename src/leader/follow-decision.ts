@@ -54,17 +54,25 @@ export function movesTraffic(prev: RouteTable | undefined, next: RouteTable): bo
   if (!prev) return true;
   for (const d of next.routes) {
     const before = prev.byName.get(d.name);
+    if (before === d) continue;
     if (!before || before.active !== d.active || !sameWeights(before, d)) return true;
   }
   return prev.routes.length !== next.routes.length;
 }
 
-/** The decision as published: what every replica compares and applies (no per-replica transition). */
-export function publishable(table: RouteTable): RouteDecision[] {
-  return table.routes.map((d) => {
-    const { transition: _t, ...rest } = d;
-    return rest;
-  });
+/**
+ * Is there anything new to publish? Decisions kept as they were are the same
+ * objects (decideRoutes is incremental), so this is cheap for a big policy
+ * where one route moved; a transition alone is not news (it belongs to one table).
+ */
+export function decisionsDiffer(published: readonly RouteDecision[], next: readonly RouteDecision[]): boolean {
+  if (published.length !== next.length) return true;
+  for (let i = 0; i < next.length; i++) {
+    const a = published[i]!;
+    const b = next[i]!;
+    if (a !== b && JSON.stringify(withoutTransition(a)) !== JSON.stringify(withoutTransition(b))) return true;
+  }
+  return false;
 }
 
 function usable(d: RouteDecision, index: PolicyIndex, drains: FollowInput['drains']): boolean {

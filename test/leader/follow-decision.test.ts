@@ -1,7 +1,7 @@
 // A follower applies the leader's decision, intersected with its own drains;
 // routes the leader cannot speak for are decided locally. Tables in, table out.
 import t from 'tap';
-import { followDecision, movesTraffic, publishable } from '../../src/leader/follow-decision.js';
+import { decisionsDiffer, followDecision, movesTraffic } from '../../src/leader/follow-decision.js';
 import { LocalLeadership, nextEpoch, type PublishedDecision } from '../../src/leader/leadership.js';
 import { decideRoutes } from '../../src/routing/decide-routes.js';
 import { noOverrides, type RouteDecision, type RouteTable } from '../../src/routing/route-table.js';
@@ -92,7 +92,10 @@ t.test('movesTraffic: active site or weights changed', async (t) => {
   t.equal(movesTraffic(table([ramping, local.routes[1]!]), table([{ ...ramping, weights: [{ site: 'cyber1', weight: 100 }] }, local.routes[1]!])), true, 'a ramp step');
   t.equal(movesTraffic(base, table([local.routes[0]!])), true, 'a route removed');
   t.equal(movesTraffic(base, table([...local.routes, { ...onSerpong, name: 'new' }])), true, 'a route added');
-  t.notOk(publishable(table([{ ...onSerpong, transition: { from: 'a', to: 'b', reason: 'pin' } }]))[0]!.transition, 'published decisions compare without transitions');
+  t.equal(decisionsDiffer([onSerpong], [{ ...onSerpong, transition: { from: 'a', to: 'b', reason: 'pin' } }]), false, 'a transition alone is not news');
+  t.equal(decisionsDiffer(local.routes, local.routes), false, 'the same objects');
+  t.equal(decisionsDiffer([onSerpong], [{ ...onSerpong, reason: 'other words' }]), true, 'a new reason is published');
+  t.equal(decisionsDiffer([onSerpong], []), true);
 });
 
 t.test('a lone gateway: always the leader, an epoch that moves only with traffic and never behind the clock', async (t) => {
