@@ -159,6 +159,9 @@ export class RedisLeadership implements Leadership {
       this.#log.warn({ err: err.message }, 'leader: Redis connection failed; retrying in the background');
     };
     this.#cmd.on('error', onError);
+    // A lost connection is known at once, not at the next tick: followers stop applying
+    // a decision nobody can update and route on their own.
+    this.#cmd.on('close', () => this.#setUp(false));
     this.#sub.on('error', onError);
     this.#cmd.on('ready', () => {
       errorLogged = false;
@@ -285,6 +288,7 @@ export class RedisLeadership implements Leadership {
       this.#readMembers(members);
       this.#readLeader(typeof lease === 'string' ? lease : null);
       if (typeof decision === 'string') this.#readDecision(decision);
+      else this.#forgetDecision();
       if (this.#isLeader) {
         // A publish that failed (Redis blinked) is written again now, not only with the next decision.
         if (this.#toPublish && !this.#writing) this.#writing = this.#writePublished().finally(() => { this.#writing = undefined; });
@@ -352,6 +356,18 @@ export class RedisLeadership implements Leadership {
     this.#published = parsed;
     if (!this.#isLeader) this.#epoch = Math.max(this.#epoch, parsed.epoch);
     for (const l of this.#publishedListeners) safely(() => l(parsed), this.#log);
+  }
+
+  /**
+   * Redis has no decision (it restarted empty, or was flushed): what we cached
+   * is from before, and applying it would steer by a decision made without the
+   * outage's news. Route on our own until the leader publishes again.
+   */
+  #forgetDecision(): void {
+    if (this.#published === undefined || this.#isLeader) return;
+    this.#published = undefined;
+    this.#publishedRaw = '';
+    this.#notifyLeader();
   }
 
   #readMembers(raw: unknown): void {
