@@ -218,6 +218,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     await notifier.close(0);
     await leadership.close();
     await store.close();
+    metrics.close();
   };
   try {
     await listen(server, policy.listen.host, policy.listen.port);
@@ -382,6 +383,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       await store.close();
       await admin.close();
       await accessLog.close();
+      metrics.close();
     })();
     return closing;
   };
