@@ -7,7 +7,8 @@ import type { Logger } from './logger.js';
 import { indexPolicy, type Policy } from './config/policy.js';
 import { initialHealth, stepHealth, type HealthEvent, type SiteHealth } from './health/health-state.js';
 import { combineHealth } from './health/quorum.js';
-import { decideRoutes, inheritInputs, decisionOrder } from './routing/decide-routes.js';
+import { describeHealthChanges } from './health/describe-health.js';
+import { decideRoutes, decisionOrder } from './routing/decide-routes.js';
 import { describeRoute } from './routing/describe-changes.js';
 import type {
   Approval, IntegrityVerdict, Overrides, RouteDecision, RouteTable,
@@ -18,7 +19,8 @@ import type { ControlResult, DrainTarget, GatewayEvent, StatusDocument } from '.
 import { decideCommand, refusalOrUnchanged, type OperatorCommand } from './admin/operator-commands.js';
 import { buildStatus } from './admin/status-document.js';
 import { LocalLeadership, type Leadership } from './leader/leadership.js';
-import { decisionsDiffer, followDecision, movesTraffic } from './leader/follow-decision.js';
+import { applyLeadership, withEpoch } from './leader/apply-leadership.js';
+import { sameWeights } from './leader/follow-decision.js';
 
 /** Integrity verdicts, owned by the verifier: the control plane only reads them. */
 export interface IntegritySource {
@@ -106,7 +108,7 @@ export class ControlPlane {
     this.#health = this.#combineHealth();
     const first = this.#decide(undefined);
     // A lone gateway starts under a fresh local epoch; a replica with Redis under none until it reads or takes one.
-    this.#table = this.#withEpoch(first, this.#leadership.isLeader() ? this.#leadership.publish(first.routes, true) : 0);
+    this.#table = withEpoch(first, this.#leadership.isLeader() ? this.#leadership.publish(first.routes, true) : 0);
     this.#scheduleWake();
     this.#leadership.onPublished(() => this.#recompute());
     this.#leadership.onLeaderChange((change) => {
@@ -382,18 +384,6 @@ export class ControlPlane {
     return combined;
   }
 
-  /** One event per change of the verdict routing uses. */
-  #reportHealth(prev: ReadonlyMap<string, SiteHealth>, next: ReadonlyMap<string, SiteHealth>): void {
-    for (const [site, h] of next) {
-      const before = prev.get(site);
-      if (!before || before.status === h.status || h.status === 'unknown') continue;
-      this.#record({
-        type: h.status === 'up' ? 'siteUp' : 'siteDown', site,
-        message: `site ${site} ${h.status}: ${h.reason}`, reason: h.reason,
-      }, h.status === 'down' ? 'warn' : 'info');
-    }
-  }
-
   #overridesNow(): Overrides {
     const drains = this.effectiveDrains();
     return {
@@ -455,10 +445,14 @@ export class ControlPlane {
   #recomputeOnce(): void {
     const prevHealth = this.#health;
     this.#health = this.#combineHealth();
-    this.#reportHealth(prevHealth, this.#health);
+    for (const { event, level } of describeHealthChanges(prevHealth, this.#health)) this.#record(event, level);
     const prev = this.#table;
     const own = this.#decide(prev, this.#starting);
-    const next = this.#applyLeadership(prev, own);
+    const led = applyLeadership({
+      leadership: this.#leadership, prev, own, drains: this.effectiveDrains(), nowMs: this.#now(), published: this.#publishedRoutes,
+    });
+    this.#publishedRoutes = led.published;
+    const next = led.table;
     this.#table = next;
     this.#scheduleWake();
     let changed = next.policy !== prev.policy || next.epoch !== prev.epoch;
@@ -540,36 +534,6 @@ export class ControlPlane {
     return this.#iso.text;
   }
 
-  /**
-   * Whose decision this replica routes on. The leader (or a lone gateway)
-   * routes on its own and publishes it; a follower applies the leader's
-   * published decision, intersected with its own drains (followDecision). A
-   * replica that cannot reach Redis routes on its own decision, made from the
-   * last table it applied (so ramps go on from their step), under the last
-   * epoch it knew: it never invents a newer epoch than the leader's.
-   */
-  #applyLeadership(prev: RouteTable, own: RouteTable): RouteTable {
-    const leadership = this.#leadership;
-    if (leadership.isLeader()) {
-      if (this.#publishedRoutes !== undefined && !decisionsDiffer(this.#publishedRoutes, own.routes)) {
-        return this.#withEpoch(own, prev.epoch ?? 0);
-      }
-      this.#publishedRoutes = own.routes;
-      return this.#withEpoch(own, leadership.publish(own.routes, movesTraffic(prev, own)));
-    }
-    const published = leadership.published();
-    const next = published && leadership.isUp()
-      ? inheritInputs(own, followDecision({ published, local: own, prev, drains: this.effectiveDrains(), nowMs: this.#now() }))
-      : this.#withEpoch(own, prev.epoch ?? 0);
-    leadership.noteApplied(next.epoch ?? 0);
-    return next;
-  }
-
-  #withEpoch(table: RouteTable, epoch: number): RouteTable {
-    this.#leadership.noteApplied(epoch);
-    return table.epoch === epoch ? table : inheritInputs(table, Object.freeze({ ...table, epoch }));
-  }
-
   #scheduleWake(): void {
     clearTimeout(this.#wakeTimer);
     this.#wakeTimer = undefined;
@@ -580,11 +544,6 @@ export class ControlPlane {
     this.#wakeTimer = setTimeout(() => this.#recompute(), delay);
     this.#wakeTimer.unref();
   }
-}
-
-function sameWeights(a: RouteDecision, b: RouteDecision): boolean {
-  return a.weights.length === b.weights.length
-    && a.weights.every((w, i) => w.site === b.weights[i]!.site && w.weight === b.weights[i]!.weight);
 }
 
 function stripUndefined<T extends object>(o: T): T {

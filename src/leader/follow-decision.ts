@@ -115,7 +115,7 @@ function withoutTransition(d: RouteDecision): RouteDecision {
   return rest;
 }
 
-function sameWeights(a: RouteDecision, b: RouteDecision): boolean {
+export function sameWeights(a: RouteDecision, b: RouteDecision): boolean {
   return a.weights.length === b.weights.length
     && a.weights.every((w, i) => w.site === b.weights[i]!.site && w.weight === b.weights[i]!.weight);
 }
