@@ -60,6 +60,8 @@ export interface GatewayOptions {
   readonly watch?: boolean | { readonly debounceMs?: number; readonly pollMs?: number };
   /** With workers > 1: how long an admin call waits for every worker to apply its table (default 5 s). */
   readonly workerAckTimeoutMs?: number;
+  /** With workers > 1: the worker program (default: worker-main beside the gateway; tests run the built one). */
+  readonly workerProgram?: { readonly exec: string; readonly execArgv?: readonly string[] };
 }
 
 export type ReloadResult =
@@ -149,6 +151,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     recordEvent: (event, level) => control.recordEvent(event, level),
     onRestart: () => workerMetrics.restarts.inc(),
     ...(opts.workerAckTimeoutMs !== undefined ? { ackTimeoutMs: opts.workerAckTimeoutMs } : {}),
+    ...(opts.workerProgram ? { program: opts.workerProgram } : {}),
   }) : undefined;
   const dataPlane: DataPlane = pool ?? new LocalDataPlane({
     policy, material, currentTable: () => control.table, passive, metrics, logger,

@@ -49,8 +49,8 @@ export interface WorkerPoolOptions {
   readonly startTimeoutMs?: number;
   /** How long a scrape waits for a worker's counts before using its last ones (default 2 s). */
   readonly metricsTimeoutMs?: number;
-  /** The worker program (default worker-main beside this module). */
-  readonly exec?: string;
+  /** The worker program (default worker-main beside this module) and its Node options (default this process's). */
+  readonly program?: { readonly exec: string; readonly execArgv?: readonly string[] };
 }
 
 interface Member {
@@ -93,7 +93,8 @@ export class WorkerPool implements DataPlane {
     this.#adopt(table);
     const here = fileURLToPath(import.meta.url);
     cluster.setupPrimary({
-      exec: this.#opts.exec ?? here.replace(/worker-pool(\.[cm]?[jt]s)$/, `worker-main${extname(here)}`),
+      exec: this.#opts.program?.exec ?? here.replace(/worker-pool(\.[cm]?[jt]s)$/, `worker-main${extname(here)}`),
+      ...(this.#opts.program?.execArgv ? { execArgv: [...this.#opts.program.execArgv] } : {}),
       args: [],
       serialization: 'advanced',
     });
