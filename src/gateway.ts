@@ -157,6 +157,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     policy, material, currentTable: () => control.table, passive, metrics, logger,
     inDoubt: (site) => control.inDoubt(site), ...(opts.random ? { random: opts.random } : {}),
   });
+  if (pool && policy.accessLog?.path === 'stdout') {
+    // Each worker writes its own batches; on a pipe, a batch over PIPE_BUF (4 KiB) may interleave with another worker's.
+    logger.warn({ workers: workerCount }, 'accessLog.path is stdout with several workers: lines may interleave on a pipe; name a file (appends from every worker stay whole lines)');
+  }
   const workerMetrics = createWorkerMetrics(registry, () => pool?.counts() ?? { serving: 1, starting: 0 });
 
   const updateVerifier = (table: RouteTable) => {
