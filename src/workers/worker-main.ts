@@ -66,6 +66,7 @@ export function runWorker(channel: WorkerChannel, logger: Logger): { readonly st
   const open = async (first: RouteTable): Promise<void> => {
     if (!material) {
       channel.send({ type: 'listenFailed', message: 'worker: the first policy\'s certificates or keys cannot be read' });
+      channel.exit(1);
       return;
     }
     listener = new DataPlaneListener({
@@ -79,6 +80,9 @@ export function runWorker(channel: WorkerChannel, logger: Logger): { readonly st
       channel.send({ type: 'listening', address: address.address, port: address.port, family: address.family });
     } catch (err) {
       channel.send({ type: 'listenFailed', message: `cannot listen on ${first.policy.listen.host}:${first.policy.listen.port}: ${(err as Error).message}` });
+      // A worker that cannot serve is no use: exit, and the primary decides (stop at start, replace later).
+      await listener.abort();
+      channel.exit(1);
     }
   };
 

@@ -219,7 +219,8 @@ export class WorkerPool implements DataPlane {
   }
 
   #fork(): Worker {
-    const worker = cluster.fork({ DETOUR_WORKER: '1' });
+    // Workers log at the primary's level (--log-level), to the same stdout.
+    const worker = cluster.fork({ DETOUR_WORKER: '1', DETOUR_LOG_LEVEL: this.#log.level });
     const member: Member = { worker, state: 'booting', startedMs: Date.now(), policyId: 0 };
     this.#members.set(worker.id, member);
     worker.on('message', (message: unknown) => {
