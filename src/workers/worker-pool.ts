@@ -45,7 +45,7 @@ export interface WorkerPoolOptions {
   onRestart(): void;
   /** How long an admin call waits for every worker's acknowledgement (default 5 s). */
   readonly ackTimeoutMs?: number;
-  /** How long the first workers may take to listen (default 20 s). */
+  /** How long the first workers may take to listen (default 60 s: a loaded host takes seconds to load a Node process). */
   readonly startTimeoutMs?: number;
   /** How long a scrape waits for a worker's counts before using its last ones (default 2 s). */
   readonly metricsTimeoutMs?: number;
@@ -102,7 +102,7 @@ export class WorkerPool implements DataPlane {
     cluster.on('exit', this.#onWorkerExit);
     const serving = new Promise<void>((resolve, reject) => { this.#started = { resolve, reject }; });
     for (let i = 0; i < this.#opts.count; i++) this.#fork();
-    const timeoutMs = this.#opts.startTimeoutMs ?? 20_000;
+    const timeoutMs = this.#opts.startTimeoutMs ?? 60_000;
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([serving, new Promise<never>((_, reject) => {

@@ -56,7 +56,7 @@ async function startDetour(t: Test, policy: string): Promise<Detour> {
     await Promise.race([once(child, 'exit', 15_000).catch(() => undefined)]);
     if (child.exitCode === null) child.kill('SIGKILL');
   });
-  await waitFor(() => /serving \d+ routes on (\S+), admin API on (\S+?)[ "]/.test(out) || child.exitCode !== null, { timeoutMs: 30_000, message: 'detour start to listen' });
+  await waitFor(() => /serving \d+ routes on (\S+), admin API on (\S+?)[ "]/.test(out) || child.exitCode !== null, { timeoutMs: 90_000, message: 'detour start to listen' });
   const m = /serving \d+ routes on (\S+), admin API on (\S+?)[ "]/.exec(out);
   if (!m) throw new Error(`detour start failed: ${out}`);
   const adminUrl = m[2]!;
