@@ -6,7 +6,8 @@
 // access log file written by two processes and reopened after rotation.
 import t, { type Test } from 'tap';
 import { readFile, rename } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import https from 'node:https';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Registry } from 'prom-client';
@@ -17,6 +18,7 @@ import { testPolicy } from '../helpers/policy.js';
 import { startFakeSite, type FakeSite } from '../helpers/fake-site.js';
 import { request, type Outcome } from '../helpers/load.js';
 import { waitFor } from '../helpers/wait.js';
+import { makeCa } from '../helpers/tls.js';
 
 const TOKEN = 'pool-token';
 // Workers run the built program: under the TypeScript loader a worker takes
@@ -127,4 +129,33 @@ t.test('a site going down reaches every worker; a killed worker is replaced and 
   t.match(metrics, /^detour_worker_restarts_total 1$/m);
   const again = await Promise.all(Array.from({ length: 10 }, () => fresh(gateway.proxyUrl)));
   t.same(again.map((o) => o.status), again.map(() => 200));
+});
+
+t.test('TLS with workers: each worker serves the edge certificate and trusts https:// sites as the primary does', async (t) => {
+  const dc = makeCa(t, 'dc-ca');
+  const edge = makeCa(t, 'edge-ca');
+  const site = await startFakeSite({ name: 'cyber1', tls: dc.issue('cyber1', { dns: ['ceir.internal'] }) });
+  t.teardown(() => site.close());
+  const policy: Policy = {
+    ...testPolicy({
+      listen: { tls: { ...edge.issue('gw', { dns: ['gw.example'] }), minVersion: 'TLSv1.2' } },
+      sites: [{ name: 'cyber1', url: site.url, health, tls: { ca: dc.cert, servername: 'ceir.internal', verify: true } }],
+      routes: [{ name: 'ceir', sites: ['cyber1'] }],
+    }),
+    workers: 2,
+  };
+  const gateway = await startGateway({ policy, logger: silentLogger(), registry: new Registry(), workerProgram });
+  t.teardown(() => gateway.close());
+  t.match(gateway.proxyUrl, /^https:\/\//);
+  await waitFor(() => gateway.table().byName.get('ceir')?.active === 'cyber1', { timeoutMs: 10_000, message: 'site up over TLS' });
+  const ca = readFileSync(edge.cert);
+  const answers = await Promise.all(Array.from({ length: 6 }, () => new Promise<number>((resolve, reject) => {
+    const req = https.request(`${gateway.proxyUrl}/x`, { ca, servername: 'gw.example', agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end();
+  })));
+  t.same(answers, answers.map(() => 200), 'HTTPS in, HTTPS out, on both workers');
 });
