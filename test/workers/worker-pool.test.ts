@@ -159,3 +159,14 @@ t.test('TLS with workers: each worker serves the edge certificate and trusts htt
   })));
   t.same(answers, answers.map(() => 200), 'HTTPS in, HTTPS out, on both workers');
 });
+
+t.test('a hung building: requests waiting on it in every worker are re-sent once it is down, none fails', async (t) => {
+  const { gateway, primary } = await rig(t);
+  const waiting = Array.from({ length: 6 }, () => fresh(gateway.proxyUrl));
+  primary.setAll('hang');
+  const more = Array.from({ length: 6 }, () => fresh(gateway.proxyUrl));
+  const all = await Promise.all([...waiting, ...more]);
+  t.same(all.filter((o) => o.status !== 200), [], 'every request answered 200');
+  t.ok(all.filter((o) => o.site === 'backup').length >= 6, 'the ones caught on the hung building moved to the backup');
+  t.ok(Math.max(...all.map((o) => o.latencyMs)) < 10_000, `worst ${Math.max(...all.map((o) => o.latencyMs))} ms, not a response timeout`);
+});
