@@ -192,6 +192,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     control.close();
     await notifier.close(0);
     await store.close();
+    metrics.close();
   };
   let proxyAddress: AddressInfo;
   let proxyIsTls: boolean;
@@ -358,6 +359,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       await notifier.close(Math.min(2000, policy.shutdown.graceMs));
       await store.close();
       await admin.close();
+      metrics.close();
     })();
     return closing;
   };

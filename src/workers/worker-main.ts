@@ -90,6 +90,7 @@ export function runWorker(channel: WorkerChannel, logger: Logger): { readonly st
     stopping ??= (async () => {
       await listener?.close(graceMs ?? table?.policy.shutdown.graceMs ?? 10_000);
       batcher.close();
+      metrics.close();
       channel.exit(0);
     })();
     return stopping;
