@@ -24,6 +24,7 @@ import type { AttemptOutcome, OutgoingBody, ProxyEngine, UpstreamAttempt } from 
 import { isNeverReached, type UpstreamError } from './upstream-error.js';
 import type { InFlightRegistry } from './in-flight.js';
 import type { RetryBudget } from './retry-budget.js';
+import type { RequestMetrics } from './request-metrics.js';
 import { sendLocal, type LocalAnswer } from './local-response.js';
 import { closeAfterAnswer, isReplayable, readRequestBody } from './request-body.js';
 
@@ -64,6 +65,8 @@ export interface ExchangeContext {
   /** Re-sends per route and site stay within a share of live traffic (see retry-budget.ts). */
   readonly retryBudget: RetryBudget;
   readonly nowMs: () => number;
+  /** detour_requests_total and detour_request_duration_seconds, through cached label children. */
+  readonly requestMetrics: RequestMetrics;
 }
 
 export interface ExchangeSummary {
@@ -87,7 +90,8 @@ interface Attempt {
 
 export class Exchange {
   private readonly tried = new Set<string>();
-  private readonly log: Logger;
+  /** Made on first use: most requests never log, and a pino child per request showed in the profile. */
+  private logger: Logger | undefined;
   private body: OutgoingBody = { kind: 'none' };
   private attempt: Attempt | undefined;
   private failureRetries = 0;
@@ -114,9 +118,12 @@ export class Exchange {
     private readonly arrival: RouteDecision,
     private readonly startedMs: number,
   ) {
-    this.log = ctx.logger.child({ route: route.name });
     this.idempotent = IDEMPOTENT_METHODS.has(req.method ?? 'GET');
     this.client = ctx.clientOf(req);
+  }
+
+  private get log(): Logger {
+    return (this.logger ??= this.ctx.logger.child({ route: this.route.name }));
   }
 
   async start(): Promise<void> {
@@ -336,9 +343,7 @@ export class Exchange {
     this.recorded = true;
     this.servedBy = site;
     this.status = code;
-    const route = this.route.name;
-    this.ctx.metrics.requests.inc({ route, site, code: String(code) });
-    this.ctx.metrics.requestDuration.observe({ route, site }, (performance.now() - this.startedMs) / 1000);
+    this.ctx.requestMetrics.record(this.route.name, site, code, (performance.now() - this.startedMs) / 1000);
   }
 
   private onClientClosed(): void {
