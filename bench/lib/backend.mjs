@@ -12,13 +12,13 @@ import http from 'node:http';
 const name = process.argv[2] ?? 'site';
 const port = Number(process.argv[3] ?? 0);
 const ok = Buffer.from(JSON.stringify({ site: name, pad: 'x'.repeat(256) }));
-const unavailable = Buffer.from('unavailable\n');
+const unavailable = Buffer.from(JSON.stringify({ site: name, status: 503 }));
 let mode = 'ok';
 
 const server = http.createServer((req, res) => {
   req.resume();
   if (mode === '503') {
-    res.writeHead(503, { 'content-type': 'text/plain', 'content-length': unavailable.length }).end(unavailable);
+    res.writeHead(503, { 'content-type': 'application/json', 'content-length': unavailable.length }).end(unavailable);
     return;
   }
   res.writeHead(200, { 'content-type': 'application/json', 'content-length': ok.length }).end(ok);
