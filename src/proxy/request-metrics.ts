@@ -13,13 +13,18 @@ interface Children {
 }
 
 /** Routes x sites cached before the cache is started afresh (codes per pair are few). */
-const MAX_PAIRS = 10_000;
+const DEFAULT_MAX_PAIRS = 10_000;
 
 export class RequestMetrics {
   private readonly byRoute = new Map<string, Map<string, Children>>();
   private pairs = 0;
 
-  constructor(private readonly metrics: Metrics) {}
+  constructor(private readonly metrics: Metrics, private readonly maxPairs = DEFAULT_MAX_PAIRS) {}
+
+  /** (route, site) pairs whose children are cached. */
+  get cachedPairs(): number {
+    return this.pairs;
+  }
 
   /** One finished request of `route`, served by `site` (or 'none') with `code`, `seconds` after it arrived. */
   record(route: string, site: string, code: number, seconds: number): void {
@@ -43,7 +48,7 @@ export class RequestMetrics {
     let sites = this.byRoute.get(route);
     const cached = sites?.get(site);
     if (cached) return cached;
-    if (this.pairs >= MAX_PAIRS) {
+    if (this.pairs >= this.maxPairs) {
       this.forget();
       sites = undefined;
     }
