@@ -10,7 +10,7 @@
 // utime + stime from /proc/PID/stat of each process tree during the target's
 // own runs.
 //
-//   npm run bench [-- --rounds 5 --seconds 5 --connections 50 --pin-wrk 1 --json FILE --only detour,bare]
+//   npm run bench [-- --rounds 5 --seconds 5 --connections 50 --pin-wrk 1 --json FILE --only detour,bare --before OTHER/dist/cli.js]
 //
 // Absolute figures are this machine's; ratios in the same run are the result.
 // Loopback only; every process is killed by PID at the end.
@@ -33,6 +33,8 @@ const { values } = parseArgs({
     json: { type: 'string', default: 'speed-report.json' },
     markdown: { type: 'string', default: 'speed-report.md' },
     only: { type: 'string' },
+    // Another build's dist/cli.js as an extra target "detour-before" (e.g. main's, to show a change's effect in one run).
+    before: { type: 'string' },
   },
 });
 const rounds = Number(values.rounds);
@@ -54,6 +56,10 @@ const catalog = [
   { name: 'direct', label: 'direct (Node site)', start: async () => ({ name: 'direct', pid: primary.pid, url: `${primary.url}/`, stop: async () => {} }) },
   { name: 'bare', label: 'bare http-proxy-3 keep-alive', start: () => startBare(primary.url) },
   { name: 'detour', label: 'detour, 1 worker', start: () => startDetour('detour', dir, primary, backup) },
+  ...(values.before ? [{
+    name: 'detour-before', label: `detour before (${values.before})`,
+    start: () => startDetour('detour-before', dir, primary, backup, '', undefined, values.before),
+  }] : []),
   {
     name: 'detour-auto', label: 'detour, workers: auto',
     na: workersKnown ? undefined : 'n/a (workers not merged)',

@@ -196,14 +196,14 @@ export function detourSupportsWorkers(dir) {
 }
 
 /** `detour start` on free ports; `extra` is prepended to the policy (e.g. `workers: auto`). */
-export async function startDetour(name, dir, primary, backup, extra = '', health = HEALTH.steady) {
+export async function startDetour(name, dir, primary, backup, extra = '', health = HEALTH.steady, cliPath = cli) {
   const port = await freePort();
   const adminPort = await freePort();
   const file = join(dir, `${name}.yaml`);
   writeFileSync(file, detourPolicy(port, adminPort, primary, backup, extra, health));
   // DETOUR_BENCH_NODE_ARGS: extra node flags for the gateway, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
   const nodeArgs = (process.env.DETOUR_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, cli, 'start', '-c', file, '--no-watch', '--log-level', process.env.DETOUR_BENCH_LOG_LEVEL ?? 'warn'], {
+  const child = spawn(process.execPath, [...nodeArgs, cliPath, 'start', '-c', file, '--no-watch', '--log-level', process.env.DETOUR_BENCH_LOG_LEVEL ?? 'warn'], {
     cwd: root, stdio: ['ignore', process.env.DETOUR_BENCH_LOG ? openSync(process.env.DETOUR_BENCH_LOG, 'a') : 'ignore', 'pipe'],
   });
   children.add(child.pid);

@@ -126,6 +126,15 @@ export class Exchange {
     return (this.logger ??= this.ctx.logger.child({ route: this.route.name }));
   }
 
+  /**
+   * Whether lines at `level` are written: the debug and info lines below are
+   * per request (a re-send, a client gone), so neither their objects nor the
+   * child logger are made when the level is off.
+   */
+  private logs(level: 'debug' | 'info'): boolean {
+    return this.ctx.logger.isLevelEnabled(level);
+  }
+
   async start(): Promise<void> {
     this.res.on('close', () => this.onClientClosed());
     const body = await readRequestBody(this.req, this.route.retry.maxBodyBytes, this.route.limits.bodyBytes, () => this.refuseBody());
@@ -133,7 +142,7 @@ export class Exchange {
     if (this.closed || this.recorded) return;
     if (body.kind === 'too_large') return this.refuseBody();
     if (body.kind === 'aborted') {
-      this.log.debug({ detail: body.detail }, 'proxy: client gave up while sending the body');
+      if (this.logs('debug')) this.log.debug({ detail: body.detail }, 'proxy: client gave up while sending the body');
       this.record('none', CLIENT_CLOSED);
       this.res.destroy();
       return;
@@ -238,7 +247,7 @@ export class Exchange {
         this.onFailed(site, outcome.error, outcome.requestSent);
         return;
       case 'client_error': {
-        this.log.debug({ site, err: outcome.error.message }, 'proxy: client request failed');
+        if (this.logs('debug')) this.log.debug({ site, err: outcome.error.message }, 'proxy: client request failed');
         this.answer(site, { status: 400, message: 'detour: the request could not be forwarded' });
         return;
       }
@@ -249,7 +258,7 @@ export class Exchange {
     if (error.code === 'stale_connection') {
       // The pool handed us a connection the site had closed: the site is fine.
       // Same site, new connection, when the request can go again.
-      this.log.debug({ site, detail: error.detail }, 'proxy: pooled connection was stale');
+      if (this.logs('debug')) this.log.debug({ site, detail: error.detail }, 'proxy: pooled connection was stale');
       if (!this.staleRetried && this.canResend(!requestSent)) {
         this.staleRetried = true;
         this.send(site, true);
@@ -289,7 +298,7 @@ export class Exchange {
    */
   private poisoned(site: string, detail: string): void {
     this.ctx.metrics.poisonRequests.inc({ route: this.route.name });
-    this.log.info({ site, detail }, 'proxy: poison request: failed after it was sent on two sites; not counted against the second');
+    if (this.logs('info')) this.log.info({ site, detail }, 'proxy: poison request: failed after it was sent on two sites; not counted against the second');
   }
 
   private retryCandidate(budgetFree = false): string | null {
@@ -315,7 +324,7 @@ export class Exchange {
     this.resends.push(`${from} -> ${to}: ${why}`);
     this.ctx.retryBudget.spend(this.route.name, from, this.ctx.nowMs());
     this.ctx.metrics.retries.inc({ route: this.route.name, from, to });
-    this.log.info({ from, to, why }, 'proxy: retrying on the next site');
+    if (this.logs('info')) this.log.info({ from, to, why }, 'proxy: retrying on the next site');
     this.send(to);
   }
 
@@ -355,7 +364,7 @@ export class Exchange {
       if (a.awaitingHeaders) a.handle?.abort();
     }
     if (!this.res.writableFinished && !this.recorded) {
-      this.log.debug({ site: a?.site }, 'proxy: client went away before an answer');
+      if (this.logs('debug')) this.log.debug({ site: a?.site }, 'proxy: client went away before an answer');
       this.record(a?.site ?? 'none', CLIENT_CLOSED);
     }
     this.ctx.finished(this);
