@@ -30,7 +30,7 @@ import http from 'node:http';
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import {
-  HEALTH, detourSupportsWorkers, ensureTools, machine, sleep, startBackend, startDetour, startHaproxy, startNginx, tempDir,
+  HEALTH, cpuSeconds, detourSupportsWorkers, ensureTools, machine, sleep, startBackend, startDetour, startHaproxy, startNginx, tempDir,
   waitServedBy,
 } from './lib/proxies.mjs';
 
@@ -94,13 +94,16 @@ for (const t of targets) {
   await sleep(2000);
   const phases = [];
   for (const [failure, how] of Object.entries(FAILURES)) {
+    const cpuBefore = cpuSeconds(proc.pid);
     const brokeAt = performance.now();
     await how.break(sites);
     await sleep(phaseMs);
     const healedAt = performance.now();
     await how.heal(sites);
     await sleep(phaseMs);
-    phases.push({ failure, brokeAt, healedAt, endAt: performance.now() });
+    // The proxy's CPU over the failure and its recovery: on a starved machine, what it could not get shows here.
+    const proxyCpuS = cpuSeconds(proc.pid) - cpuBefore;
+    phases.push({ failure, brokeAt, healedAt, endAt: performance.now(), proxyCpuS });
     console.error(`bench: ${t.name}: ${failure} done`);
   }
   const records = await load.stop();
@@ -108,7 +111,7 @@ for (const t of targets) {
   await sites.primary.kill();
   await backup.kill();
   const row = { name: t.name, label: t.label, requests: records.length, failures: {} };
-  for (const p of phases) row.failures[p.failure] = summarise(records, p);
+  for (const p of phases) row.failures[p.failure] = { ...summarise(records, p), proxyCpuS: p.proxyCpuS };
   results.push(row);
 }
 
@@ -118,16 +121,16 @@ const lines = [
   `Open loop ${rate} req/s (GET), each failure ${phaseMs / 1000} s then ${phaseMs / 1000} s of recovery; probes every ${health.intervalMs} ms, timeout ${health.timeoutMs} ms, fall ${health.fall}, rise ${health.rise} (detection at most about ${detectionMs} ms), detour hold-down ${health.holdDownMs} ms, connect timeout ${health.connectMs} ms, response timeout ${health.responseMs} ms.`,
   `${env.date}, ${env.cpu}, load average ${env.loadAverage} at the end (shared machine), Node ${env.node}.`,
   '',
-  '| proxy | failure | sent | failed | waited > 200 ms | worst ms | all on backup after ms | recovery: back on primary after ms | failed during recovery |',
-  '|---|---|---|---|---|---|---|---|---|',
+  '| proxy | failure | sent | failed | waited > 200 ms | worst ms | all on backup after ms | recovery: back on primary after ms | failed during recovery | proxy CPU s |',
+  '|---|---|---|---|---|---|---|---|---|---|',
 ];
 for (const r of results) {
   if (r.na) {
-    lines.push(`| ${r.label} | ${r.na} | | | | | | | |`);
+    lines.push(`| ${r.label} | ${r.na} | | | | | | | | |`);
     continue;
   }
   for (const [failure, s] of Object.entries(r.failures)) {
-    lines.push(`| ${r.label} | ${failure} | ${s.sent} | ${s.failed}${s.failedStatuses ? ` (${s.failedStatuses})` : ''} | ${s.slow} | ${fmt(s.worstMs)} | ${s.allOnBackupMs === null ? 'never' : fmt(s.allOnBackupMs)} | ${s.failbackMs === null ? 'not within the phase' : fmt(s.failbackMs)} | ${s.recoveryFailed} |`);
+    lines.push(`| ${r.label} | ${failure} | ${s.sent} | ${s.failed}${s.failedStatuses ? ` (${s.failedStatuses})` : ''} | ${s.slow} | ${fmt(s.worstMs)} | ${s.allOnBackupMs === null ? 'never' : fmt(s.allOnBackupMs)} | ${s.failbackMs === null ? 'not within the phase' : fmt(s.failbackMs)} | ${s.recoveryFailed} | ${s.proxyCpuS.toFixed(2)} |`);
   }
 }
 const markdown = lines.join('\n');
@@ -146,7 +149,11 @@ function summarise(records, { brokeAt, healedAt, endAt }) {
   const after = records.filter((r) => r.sentAt >= healedAt && r.sentAt < endAt);
   const failed = during.filter((r) => r.status !== 200);
   const statuses = {};
-  for (const r of failed) statuses[r.status || r.error || 'error'] = (statuses[r.status || r.error || 'error'] ?? 0) + 1;
+  for (const r of failed) {
+    // A 503 naming a site is that site's, passed through; one without is the proxy's own.
+    const key = r.status ? `${r.status}${r.site ? ` ${r.site}` : ' proxy'}` : r.error || 'error';
+    statuses[key] = (statuses[key] ?? 0) + 1;
+  }
   // From the client's side, traffic is all on the backup once every request is answered 200 by the backup within 200 ms.
   const affected = during.filter((r) => r.status !== 200 || r.site !== 'backup' || r.latencyMs > SLOW_MS);
   const lastAffected = affected.reduce((m, r) => Math.max(m, r.sentAt), -Infinity);
