@@ -23,7 +23,7 @@
 // until the primary serves again (failback) and whether any request failed
 // meanwhile. Which site served is read from the body (each site names itself).
 //
-//   npm run bench:failover [-- --rate 200 --phase 6 --only detour,nginx --json FILE]
+//   npm run bench:failover [-- --rate 200 --phase 8 --settle 10 --only detour,nginx --json FILE]
 //
 // Loopback only; every process is killed by PID at the end.
 import http from 'node:http';
@@ -38,6 +38,8 @@ const { values } = parseArgs({
   options: {
     rate: { type: 'string', default: '200' },
     phase: { type: 'string', default: '8' },
+    // Load before the first failure: a Node proxy's JIT warms up in seconds on an idle core, far longer on a busy one.
+    settle: { type: 'string', default: '10' },
     json: { type: 'string', default: 'failover-report.json' },
     markdown: { type: 'string', default: 'failover-report.md' },
     only: { type: 'string' },
@@ -91,7 +93,7 @@ for (const t of targets) {
   // Settle: the proxy serves from the primary (its first probes passed), then the load starts.
   await waitServedBy(proc.url, 'primary');
   const load = openLoop(proc.url, rate);
-  await sleep(2000);
+  await sleep(Number(values.settle) * 1000);
   const phases = [];
   for (const [failure, how] of Object.entries(FAILURES)) {
     const cpuBefore = cpuSeconds(proc.pid);
