@@ -235,7 +235,7 @@ export class Exchange {
           return;
         }
         this.record(site, response.status);
-        response.relay({ 'x-detour-site': site }, (failure) => {
+        response.relay(siteHeader(site), (failure) => {
           this.log.warn({ site, detail: failure.detail }, 'proxy: site broke off a response');
           // Headers arrived, so the request was sent: a broken or stalled body is request evidence.
           if (this.failedAfterSent) this.poisoned(site, failure.detail);
@@ -369,6 +369,19 @@ export class Exchange {
     }
     this.ctx.finished(this);
   }
+}
+
+/** `x-detour-site: SITE`, one frozen object per site name rather than one per response. */
+const siteHeaders = new Map<string, Readonly<Record<string, string>>>();
+
+export function siteHeader(site: string): Readonly<Record<string, string>> {
+  let headers = siteHeaders.get(site);
+  if (!headers) {
+    // Site names come from the policy: bounded, but a long-running process sees reloads rename them.
+    if (siteHeaders.size >= 10_000) siteHeaders.clear();
+    siteHeaders.set(site, (headers = Object.freeze({ 'x-detour-site': site })));
+  }
+  return headers;
 }
 
 /** A failure before the request reached the site: evidence about the site itself. */
