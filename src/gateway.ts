@@ -200,6 +200,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     control.close();
     await notifier.close(0);
     await store.close();
+    metrics.close();
   };
   try {
     await listen(server, policy.listen.host, policy.listen.port);
@@ -363,6 +364,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       await store.close();
       await admin.close();
       await accessLog.close();
+      metrics.close();
     })();
     return closing;
   };
