@@ -466,7 +466,7 @@ export class ControlPlane {
       const before = prev.byName.get(d.name);
       if (before === d) continue;
       if (!before || before.state !== d.state || before.active !== d.active || !sameWeights(before, d)
-        || before.reason !== d.reason) changed = true;
+        || before.reason !== d.reason || !sameSites(before.eligible, d.eligible)) changed = true;
       if (!this.#starting) this.#reportRoute(before, d, moves);
     }
     this.#logMoves(moves);
@@ -544,6 +544,11 @@ export class ControlPlane {
     this.#wakeTimer = setTimeout(() => this.#recompute(), delay);
     this.#wakeTimer.unref();
   }
+}
+
+/** Retry candidates are part of what the data plane reads (worker processes get only notified tables). */
+function sameSites(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((s, i) => s === b[i]);
 }
 
 function stripUndefined<T extends object>(o: T): T {

@@ -13,6 +13,7 @@ import {
   DetourError,
   badRequest,
   conflict,
+  notApplied,
   internalError,
   methodNotAllowed,
   notFound,
@@ -420,6 +421,8 @@ function controlReply(result: ControlResult): Reply {
       throw conflict(result.message);
     case 'bad_request':
       throw badRequest(result.message);
+    case 'not_applied':
+      throw notApplied(result.message);
   }
   throw internalError(`unexpected control result code: ${(result as { code: unknown }).code}`);
 }

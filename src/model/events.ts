@@ -45,7 +45,8 @@ export type GatewayOwnEventType =
   | 'stateStoreUp'
   | 'stateStoreDown'
   | 'integrityMatched'
-  | 'integrityMismatched';
+  | 'integrityMismatched'
+  | 'workerExited';            // a data-plane worker process died; it is replaced from the current table
 
 export type GatewayEventType = RouteEventType | SiteEventType | OperatorEventType | GatewayOwnEventType;
 
