@@ -23,6 +23,7 @@ import { answerClientError, applyClientLimits, clientServerOptions } from './pro
 import { AccessLog } from './proxy/access-log.js';
 import { startAdminServer } from './admin/admin-server.js';
 import { AuditLog } from './admin/audit-log.js';
+import { drainSafely, policyDrainWarnings } from './admin/drain-guard.js';
 import { createStateStore } from './state/create-store.js';
 import type { StateStore } from './state/state-store.js';
 import type { AdminControl, GatewayEvent } from './admin/admin-control.js';
@@ -211,6 +212,15 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   }
   const proxyAddress = server.address() as AddressInfo;
 
+  // The drain safety rule for the file's own drains: warned (log, event, /status), never refused.
+  let policyWarnings: readonly string[] = [];
+  const checkPolicyDrains = (p: Policy) => {
+    const found = policyDrainWarnings(p, control);
+    policyWarnings = found.map((w) => w.message);
+    for (const w of found) control.recordEvent({ type: 'policyDrainEmptiesRoute', route: w.route, message: w.message }, 'warn');
+  };
+  checkPolicyDrains(policy);
+
   const failReload = (errors: readonly PolicyError[]): ReloadResult => {
     metrics.configReloads.inc({ result: 'failure' });
     const lines = errors.map(formatPolicyError);
@@ -254,6 +264,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     metrics.configReloads.inc({ result: 'success' });
     const note = kept.length > 0 ? ` (${kept.join(' and ')} changes need a restart; kept the running ones)` : '';
     control.recordEvent({ type: 'policyReloaded', message: `policy reloaded from ${effective.file}${note}` });
+    checkPolicyDrains(effective);
     return { ok: true, message: `policy reloaded: ${effective.routes.length} routes, ${effective.sites.length} sites${note}` };
   };
 
@@ -286,9 +297,12 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
 
   const audit = new AuditLog();
   const adminControl: AdminControl = {
-    status: () => ({ ...control.status(), audit: audit.entries(), ...(configWatch ? { configWatch } : {}) }),
+    status: () => ({
+      ...control.status(), audit: audit.entries(), ...(configWatch ? { configWatch } : {}),
+      ...(policyWarnings.length > 0 ? { warnings: policyWarnings } : {}),
+    }),
     metrics: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
-    drain: async (t) => control.drain(t),
+    drain: async (t, o = {}) => drainSafely(control, t, o, logger.child({ component: 'admin' })),
     undrain: async (t) => control.undrain(t),
     pin: async (r, s) => control.pin(r, s),
     unpin: async (r) => control.unpin(r),

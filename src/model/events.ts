@@ -45,7 +45,8 @@ export type GatewayOwnEventType =
   | 'stateStoreUp'
   | 'stateStoreDown'
   | 'integrityMatched'
-  | 'integrityMismatched';
+  | 'integrityMismatched'
+  | 'policyDrainEmptiesRoute'; // the policy file's drain: leaves a route with no eligible site (applied: the file wins)
 
 export type GatewayEventType = RouteEventType | SiteEventType | OperatorEventType | GatewayOwnEventType;
 

@@ -67,6 +67,7 @@ t.test('mutations succeed with the token from the environment', async (t) => {
   const cases: Array<{ args: string[]; call: { method: string; args: unknown[] }; out: RegExp }> = [
     { args: ['drain', '--building', 'gedung-cyber-1'], call: { method: 'drain', args: [{ kind: 'building', name: 'gedung-cyber-1' }] }, out: /^drained building gedung-cyber-1\n$/ },
     { args: ['drain', '--site', 'cyber1'], call: { method: 'drain', args: [{ kind: 'site', name: 'cyber1' }] }, out: /^drained site cyber1\n$/ },
+    { args: ['drain', '--site', 'cyber1', '--force'], call: { method: 'drain', args: [{ kind: 'site', name: 'cyber1' }, { force: true }] }, out: /^drained site cyber1\n$/ },
     { args: ['undrain', '--building', 'gedung-cyber-1'], call: { method: 'undrain', args: [{ kind: 'building', name: 'gedung-cyber-1' }] }, out: /^undrained building/ },
     { args: ['undrain', '--site', 'cyber1'], call: { method: 'undrain', args: [{ kind: 'site', name: 'cyber1' }] }, out: /^undrained site/ },
     { args: ['pin', 'border control', 'dr'], call: { method: 'pin', args: ['border control', 'dr'] }, out: /^route border control pinned to dr\n$/ },
