@@ -30,7 +30,8 @@ import type { AdminControl, GatewayEvent } from './admin/admin-control.js';
 import type { RouteTable } from './routing/route-table.js';
 import { silentLogger, type Logger } from './logger.js';
 import { VERSION } from './version.js';
-import { NOTIFY_EVENTS } from './model/events.js';
+import { createSharedHistory } from './state/shared-history.js';
+import type { WebhookPolicy } from './config/policy.js';
 import { loadPolicyMaterial, type PolicyMaterial } from './tls/policy-material.js';
 
 export interface GatewayOptions {
@@ -49,6 +50,14 @@ export interface GatewayOptions {
   readonly loadPolicy?: (file: string) => Promise<ParseResult>;
   /** Reload when the policy file changes (detour start does, unless --no-watch). */
   readonly watch?: boolean | { readonly debounceMs?: number; readonly pollMs?: number };
+  /**
+   * Whether this replica holds the leader lease: only the leader appends
+   * decision events to the shared history and sends webhooks. Default: always
+   * (one replica, or until the lease is wired in).
+   */
+  readonly isLeader?: () => boolean;
+  /** Shared history re-read period (default 2000; tests go faster). */
+  readonly historyRefreshMs?: number;
 }
 
 export type ReloadResult =
@@ -120,6 +129,20 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
 
   const notifier = new WebhookNotifier({ logger: logger.child({ component: 'notify' }), metrics });
   notifier.update(policy.notify.webhooks);
+  // One history (and one webhook per transition) across replicas with state.redis; local as before without.
+  const history = createSharedHistory({
+    redis: store.kind === 'redis' ? policy.state?.redis : undefined, replicaId: store.replicaId,
+    logger, isLeader: opts.isLeader ?? (() => true),
+    clock: {
+      routeSinceMs: (route) => control.table.byName.get(route)?.sinceMs,
+      siteSinceMs: (site) => control.health(site)?.sinceMs,
+      integritySinceMs: (route) => control.integrity().get(route)?.sinceMs,
+    },
+    notify: (event, o) => notifier.notify(event, o), claimTtlMs: () => notificationClaimMs(policy.notify.webhooks),
+    local: { events: () => control.events(), audit: () => audit.entries() },
+    ...(opts.historyRefreshMs !== undefined ? { refreshMs: opts.historyRefreshMs } : {}),
+  });
+  await history.start();
   const prober = new Prober({
     logger: logger.child({ component: 'prober' }), metrics, ...(opts.random ? { random: opts.random } : {}),
     onResult: (site, result) => control.probeResult(site, result.passed, result.detail), clientTls,
@@ -157,7 +180,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     siteDown: (site) => forwarder.siteDown(site),
     // The failure ratio asks; a probe answers (and only a failed one takes the site down).
     siteSuspected: (site) => { void prober.probeNow(site); },
-    event: (event: GatewayEvent) => { if (NOTIFY_EVENTS.has(event.type)) notifier.notify(event); },
+    event: (event: GatewayEvent) => history.event(event),
   });
 
   // Know something about every site before taking traffic, but never wait long.
@@ -199,6 +222,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     await prober.close();
     await verifier.close();
     control.close();
+    await history.close();
     await notifier.close(0);
     await store.close();
   };
@@ -295,10 +319,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     return run;
   };
 
-  const audit = new AuditLog();
+  const audit = new AuditLog(200, (entry) => history.audit(entry));
   const adminControl: AdminControl = {
     status: () => ({
-      ...control.status(), audit: audit.entries(), ...(configWatch ? { configWatch } : {}),
+      ...control.status(), events: history.recentEvents(), audit: history.recentAudit(), ...(configWatch ? { configWatch } : {}),
       ...(policyWarnings.length > 0 ? { warnings: policyWarnings } : {}),
     }),
     metrics: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
@@ -373,6 +397,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       prober.close();
       verifier.close();
       control.close();
+      await history.close();
       await notifier.close(Math.min(2000, policy.shutdown.graceMs));
       await store.close();
       await admin.close();
@@ -412,6 +437,12 @@ function listen(server: http.Server, host: string, port: number): Promise<void> 
 function urlOf(a: AddressInfo, isTls = false): string {
   const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
   return `${isTls ? 'https' : 'http'}://${host === '0.0.0.0' ? '127.0.0.1' : host}:${a.port}`;
+}
+
+/** A claim must outlast a whole delivery: every attempt timing out, with the backoff between (capped at 5 s). */
+function notificationClaimMs(webhooks: readonly WebhookPolicy[]): number {
+  const longest = Math.max(0, ...webhooks.map((w) => (w.retries + 1) * w.timeoutMs + w.retries * 5000));
+  return Math.max(10_000, longest + 5000);
 }
 
 function delay(ms: number): Promise<void> {
