@@ -7,7 +7,7 @@ import type { Logger } from './logger.js';
 import { indexPolicy, type Policy } from './config/policy.js';
 import { initialHealth, stepHealth, type HealthEvent, type SiteHealth } from './health/health-state.js';
 import { combineHealth } from './health/quorum.js';
-import { decideRoutes } from './routing/decide-routes.js';
+import { decideRoutes, decisionOrder } from './routing/decide-routes.js';
 import { describeRoute } from './routing/describe-changes.js';
 import type {
   Approval, IntegrityVerdict, Overrides, RouteDecision, RouteTable,
@@ -50,6 +50,7 @@ export class ControlPlane {
   readonly #now: () => number;
   readonly #version: string;
   readonly #eventLimit: number;
+  #iso = { ms: Number.NaN, text: '' };
   readonly #store: StateStore;
   /** This replica's own verdicts (probes and live traffic). */
   readonly #own = new Map<string, SiteHealth>();
@@ -470,8 +471,9 @@ export class ControlPlane {
     };
   }
 
-  #decide(prev: RouteTable | undefined): RouteTable {
+  #decide(prev: RouteTable | undefined, settle = false): RouteTable {
     return decideRoutes({
+      settle,
       policy: this.#policy,
       health: new Map(this.#health),
       overrides: this.#overridesNow(),
@@ -523,26 +525,29 @@ export class ControlPlane {
     this.#health = this.#combineHealth();
     this.#reportHealth(prevHealth, this.#health);
     const prev = this.#table;
-    const next = this.#starting ? { ...this.#decide(undefined), version: prev.version + 1 } : this.#decide(prev);
-    if (this.#starting) Object.freeze(next);
+    const next = this.#decide(prev, this.#starting);
     this.#table = next;
     this.#scheduleWake();
     let changed = next.policy !== prev.policy;
     // Report in decision order (priority first), so a level finishing is logged
-    // before the next level starting in the same decision.
-    const routes = indexPolicy(next.policy).routes;
-    const ordered = [...next.routes].sort((a, b) => routes.get(a.name)!.priority - routes.get(b.name)!.priority);
-    for (const d of ordered) {
+    // before the next level starting in the same decision. A decision kept as
+    // it was is the same object: nothing to compare or report (a flap of one
+    // site costs the routes that list it, not the whole policy).
+    const moves: Array<{ event: GatewayEvent; level: LogLevel }> = [];
+    for (const route of decisionOrder(next.policy)) {
+      const d = next.byName.get(route.name)!;
       const before = prev.byName.get(d.name);
+      if (before === d) continue;
       if (!before || before.state !== d.state || before.active !== d.active || !sameWeights(before, d)
         || before.reason !== d.reason) changed = true;
-      if (!this.#starting) this.#reportRoute(before, d, spent);
+      if (!this.#starting) this.#reportRoute(before, d, spent, moves);
     }
+    this.#logMoves(moves);
     if (changed) for (const l of this.#listeners) l.tableChanged?.(next, prev);
   }
 
   /** One event and one log line per decision change, with its reason. */
-  #reportRoute(before: RouteDecision | undefined, d: RouteDecision, spent: StateOp[]): void {
+  #reportRoute(before: RouteDecision | undefined, d: RouteDecision, spent: StateOp[], moves: Array<{ event: GatewayEvent; level: LogLevel }>): void {
     const route = d.name;
     if (d.transition) {
       const { from, to, reason } = d.transition;
@@ -554,17 +559,56 @@ export class ControlPlane {
     }
     // What happened, in words, is worked out once by the pure describeRoute.
     const described = describeRoute(before, d);
-    if (described) this.#record(described.event, described.level);
+    if (described) moves.push({ event: this.#record(described.event, described.level, false), level: described.level });
+  }
+
+  /**
+   * One log line per route event, as for any event; but a decision that moves
+   * many routes at once (a building's site under two thousand routes) logs one
+   * line per kind of move, naming every route in it: the events, /status and
+   * webhooks still get one entry per route, and the decision does not hold
+   * requests up writing thousands of lines.
+   */
+  #logMoves(moves: ReadonlyArray<{ event: GatewayEvent; level: LogLevel }>): void {
+    if (moves.length <= LOG_EACH_UP_TO) {
+      for (const { event, level } of moves) this.#log(event, level);
+      return;
+    }
+    const groups = new Map<string, { event: GatewayEvent; level: LogLevel; routes: string[] }>();
+    for (const { event, level } of moves) {
+      const key = `${event.type}\u0000${event.from ?? ''}\u0000${event.to ?? ''}\u0000${event.reason ?? ''}`;
+      const group = groups.get(key);
+      if (group) group.routes.push(event.route!);
+      else groups.set(key, { event, level, routes: [event.route!] });
+    }
+    for (const { event, level, routes } of groups.values()) {
+      const { type, from, to, reason } = event;
+      const shown = routes.length > 10 ? `${routes.slice(0, 10).join(', ')} and ${routes.length - 10} more` : routes.join(', ');
+      this.#logger[level]({ event: type, from, to, reason, count: routes.length, routes },
+        `${routes.length} routes ${type} (${from ?? 'none'} -> ${to ?? 'none'}, ${reason}): ${shown}`);
+    }
   }
 
 
-  #record(event: Omit<GatewayEvent, 'time'>, level: 'info' | 'warn' | 'error' = 'info'): void {
-    const full: GatewayEvent = Object.freeze({ time: new Date(this.#now()).toISOString(), ...stripUndefined(event) });
+  #record(event: Omit<GatewayEvent, 'time'>, level: LogLevel = 'info', log = true): GatewayEvent {
+    const full: GatewayEvent = Object.freeze({ time: this.#isoNow(), ...stripUndefined(event) });
     this.#events.push(full);
     if (this.#events.length > this.#eventLimit) this.#events.splice(0, this.#events.length - this.#eventLimit);
-    const { message, time: _time, ...fields } = full;
-    this.#logger[level]({ event: fields.type, ...fields }, message);
+    if (log) this.#log(full, level);
     for (const l of this.#listeners) l.event?.(full);
+    return full;
+  }
+
+  #log(event: GatewayEvent, level: LogLevel): void {
+    const { message, time: _time, ...fields } = event;
+    this.#logger[level]({ event: fields.type, ...fields }, message);
+  }
+
+  /** The clock as ISO text, formatted once per millisecond (a decision stamps thousands of events alike). */
+  #isoNow(): string {
+    const now = this.#now();
+    if (now !== this.#iso.ms) this.#iso = { ms: now, text: new Date(now).toISOString() };
+    return this.#iso.text;
   }
 
   #scheduleWake(): void {
@@ -585,5 +629,14 @@ function sameWeights(a: RouteDecision, b: RouteDecision): boolean {
 }
 
 function stripUndefined<T extends object>(o: T): T {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+  const out: Record<string, unknown> = {};
+  for (const key in o) {
+    if (Object.hasOwn(o, key) && o[key] !== undefined) out[key] = o[key];
+  }
+  return out as T;
 }
+
+type LogLevel = 'info' | 'warn' | 'error';
+
+/** A decision moving more routes than this logs one line per kind of move (see #logMoves). */
+const LOG_EACH_UP_TO = 20;

@@ -2,6 +2,7 @@
 // servers: probes and verdicts are fed by hand.
 import t from 'tap';
 import { Registry } from 'prom-client';
+import { pino } from 'pino';
 import { ControlPlane } from '../src/control-plane.js';
 import { MemoryStore } from '../src/state/memory-store.js';
 import { applyOp, emptySharedState, type ReplicaVerdict, type SharedState, type StateOp, type StateStore } from '../src/state/state-store.js';
@@ -296,4 +297,35 @@ t.test('inDoubt: suspect, a failed probe since the last pass, or down (re-sends 
   cp.probeResult('serpong', true, 'status 200');
   t.equal(cp.inDoubt('serpong'), false, 'a passing probe refutes it');
   t.equal(cp.inDoubt('nowhere'), false, 'an unknown name is not');
+});
+
+t.test('a decision moving many routes logs one line per kind of move; events stay one per route', async (t) => {
+  const lines: Array<Record<string, unknown>> = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => { lines.push(JSON.parse(line) as Record<string, unknown>); } });
+  const many = (n: number) => {
+    let now = 1_000_000;
+    const policy = testPolicy({ sites, routes: Array.from({ length: n }, (_, i) => ({ name: `r${i}`, sites: ['cyber1', 'serpong'] })) });
+    const cp = new ControlPlane({ policy, logger, metrics: createMetrics(new Registry()), now: () => now, store: new MemoryStore({ replicaId: 'r1' }), eventLimit: 1000 });
+    for (const s of ['cyber1', 'serpong']) cp.probeResult(s, true, 'status 200');
+    void cp.table;
+    cp.started();
+    lines.length = 0;
+    now += 1000;
+    cp.probeResult('cyber1', false, 'connect ECONNREFUSED');
+    cp.probeResult('cyber1', false, 'connect ECONNREFUSED');
+    void cp.table;
+    return cp;
+  };
+  const big = many(30);
+  t.teardown(() => big.close());
+  t.equal(big.events().filter((e) => e.type === 'failedOver').length, 30, 'one event per route');
+  const moved = lines.filter((l) => l.event === 'failedOver');
+  t.equal(moved.length, 1, 'one log line for the 30 moves');
+  t.match(moved[0], { count: 30, from: 'cyber1', to: 'serpong', reason: 'site_down', msg: /^30 routes failedOver \(cyber1 -> serpong, site_down\): r0, r1, .* and 20 more$/ });
+  t.same((moved[0]!.routes as string[]).length, 30, 'naming every route');
+  t.equal(lines.filter((l) => l.event === 'siteDown').length, 1, 'the site event is logged as before');
+
+  const small = many(3);
+  t.teardown(() => small.close());
+  t.same(lines.filter((l) => l.event === 'failedOver').map((l) => l.route), ['r0', 'r1', 'r2'], 'a few moves: a line each, as before');
 });

@@ -224,6 +224,10 @@ export interface PolicyIndex {
   readonly sites: ReadonlyMap<string, SitePolicy>;
   readonly routes: ReadonlyMap<string, RoutePolicy>;
   readonly buildings: ReadonlySet<string>;
+  /** The routes that list each site (a site's change re-decides only these). */
+  readonly routesBySite: ReadonlyMap<string, readonly RoutePolicy[]>;
+  /** The sites in each building. */
+  readonly sitesByBuilding: ReadonlyMap<string, readonly string[]>;
 }
 
 const indexes = new WeakMap<Policy, PolicyIndex>();
@@ -231,10 +235,22 @@ const indexes = new WeakMap<Policy, PolicyIndex>();
 export function indexPolicy(policy: Policy): PolicyIndex {
   let index = indexes.get(policy);
   if (index === undefined) {
+    const routesBySite = new Map<string, RoutePolicy[]>(policy.sites.map((s) => [s.name, []]));
+    for (const route of policy.routes) {
+      for (const site of new Set(route.sites)) routesBySite.get(site)?.push(route);
+    }
+    const sitesByBuilding = new Map<string, string[]>();
+    for (const site of policy.sites) {
+      const list = sitesByBuilding.get(site.building);
+      if (list) list.push(site.name);
+      else sitesByBuilding.set(site.building, [site.name]);
+    }
     index = {
       sites: new Map(policy.sites.map((s) => [s.name, s])),
       routes: new Map(policy.routes.map((r) => [r.name, r])),
-      buildings: new Set(policy.sites.map((s) => s.building)),
+      buildings: new Set(sitesByBuilding.keys()),
+      routesBySite,
+      sitesByBuilding,
     };
     indexes.set(policy, index);
   }

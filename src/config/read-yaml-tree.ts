@@ -42,6 +42,11 @@ export function pathKey(path: readonly PathSegment[]): string {
   return JSON.stringify(path);
 }
 
+/** pathKey([...path, segment]) from pathKey(path), without writing the whole path again (a policy has ~10^5 nodes). */
+export function childPathKey(parentKey: string, segment: PathSegment): string {
+  return parentKey === '[]' ? `[${JSON.stringify(segment)}]` : `${parentKey.slice(0, -1)},${JSON.stringify(segment)}]`;
+}
+
 export function formatPath(path: readonly PropertyKey[]): string {
   let out = '';
   for (const segment of path) {
@@ -126,11 +131,11 @@ class TreeReader {
   }
 
   /** `fallback` is where an empty value is reported: its key, since an empty value has no text of its own. */
-  read(node: unknown, path: PathSegment[], fallback: Position): unknown {
+  read(node: unknown, path: PathSegment[], fallback: Position, key = pathKey(path)): unknown {
     // An empty value (`url:`) is a zero-width node after the colon; the key is what to point at.
     const isEmpty = isNodeWithRange(node) && node.range[0] === node.range[1];
     const position = isNodeWithRange(node) && !isEmpty ? this.locate(node.range[0]) : fallback;
-    this.valuePositions.set(pathKey(path), position);
+    this.valuePositions.set(key, position);
     if (node === null || node === undefined) return null;
     if (isAlias(node)) return this.readAlias(node, path, position);
     if (isScalar(node)) return this.readScalar(node.value, path, position);
@@ -139,25 +144,26 @@ class TreeReader {
       const order: string[] = [];
       for (const pair of node.items) {
         const keyPosition = isNodeWithRange(pair.key) ? this.locate(pair.key.range[0]) : position;
-        const key = isScalar(pair.key) && ['string', 'number', 'boolean'].includes(typeof pair.key.value) ? restoreReferences(String(pair.key.value)) : undefined;
-        if (key === undefined) {
+        const name = isScalar(pair.key) && ['string', 'number', 'boolean'].includes(typeof pair.key.value) ? restoreReferences(String(pair.key.value)) : undefined;
+        if (name === undefined) {
           this.problems.push({ path, position: keyPosition, message: 'keys must be plain names, not lists, maps or empty' });
           continue;
         }
-        const childPath = [...path, key];
-        this.keyPositions.set(pathKey(childPath), keyPosition);
-        const child = this.read(pair.value, childPath, keyPosition);
+        const childPath = [...path, name];
+        const childKey = childPathKey(key, name);
+        this.keyPositions.set(childKey, keyPosition);
+        const child = this.read(pair.value, childPath, keyPosition, childKey);
         if (child === OMIT) continue;
-        order.push(key);
+        order.push(name);
         // defineProperty, not assignment: a key named __proto__ must stay a plain key.
-        Object.defineProperty(out, key, { value: child, enumerable: true, writable: true, configurable: true });
+        Object.defineProperty(out, name, { value: child, enumerable: true, writable: true, configurable: true });
       }
-      this.keyOrder.set(pathKey(path), order);
+      this.keyOrder.set(key, order);
       return out;
     }
     if (isSeq(node)) {
       return node.items.map((item, index) => {
-        const child = this.read(item, [...path, index], position);
+        const child = this.read(item, [...path, index], position, childPathKey(key, index));
         return child === OMIT ? null : child;
       });
     }

@@ -23,10 +23,10 @@
 // everything else. Routes are decided in priority order so a route can see
 // whether any lower-numbered route is still recovering; the table keeps policy
 // order.
-import { indexPolicy, type PolicyIndex, type RoutePolicy } from '../config/policy.js';
+import { indexPolicy, type Policy, type PolicyIndex, type RoutePolicy } from '../config/policy.js';
 import type { SiteHealth } from '../health/health-state.js';
 import type {
-  Approval, BlockedReason, DecisionInputs, FailoverReason, RampProgress, RouteDecision, RouteState,
+  Approval, BlockedReason, DecisionInputs, FailoverReason, IntegrityVerdict, RampProgress, RouteDecision, RouteState,
   RouteTable, Transition, WeightedSite,
 } from './route-table.js';
 
@@ -35,29 +35,61 @@ const RECOVERING: ReadonlySet<RouteState> = new Set<RouteState>([
   'holding-down', 'verifying', 'blocked', 'awaiting-approval', 'ramping',
 ]);
 
+/**
+ * The inputs each table was decided from. The next decision with that table as
+ * `prev` re-decides only the routes whose inputs differ (a site of theirs, a
+ * drain touching one, their pin, approvals or integrity verdict), plus every
+ * route on its way back (hold-down, verify, ramp: those depend on the clock and
+ * on other routes). The rest keep their decision object: a flap of one site
+ * costs the routes that list it, not the whole policy. A table not made here
+ * (or made from another policy) gets a full decision.
+ */
+const decidedFrom = new WeakMap<RouteTable, DecisionInputs>();
+
+/** Routes in decision order (priority, then policy order), once per policy. */
+const orders = new WeakMap<Policy, readonly RoutePolicy[]>();
+
+export function decisionOrder(policy: Policy): readonly RoutePolicy[] {
+  let order = orders.get(policy);
+  if (order === undefined) {
+    order = Object.freeze(policy.routes
+      .map((route, index) => ({ route, index }))
+      .sort((a, b) => a.route.priority - b.route.priority || a.index - b.index)
+      .map(({ route }) => route));
+    orders.set(policy, order);
+  }
+  return order;
+}
+
 export function decideRoutes(inputs: DecisionInputs): RouteTable {
   const { policy, prev, nowMs } = inputs;
   const index = indexPolicy(policy);
+  const before = prev === undefined ? undefined : decidedFrom.get(prev);
+  const changed = before !== undefined && before.policy === policy ? changedRoutes(before, inputs, index) : null;
+  // Settling (the first probe round): a route decided again is decided afresh,
+  // as if it had no previous decision; prev only says which routes to keep.
+  const settling = inputs.settle === true;
   const ctx: Context = {
-    inputs,
+    inputs: settling ? { ...inputs, prev: undefined } : inputs,
     index,
     decided: new Map(),
     recovering: null,
     rampingCount: 0,
+    described: new Map(),
   };
   // Routes that were ramping keep their slot until they finish or stop, so a
   // route decided earlier in this pass cannot steal it.
   for (const route of policy.routes) {
-    if (prev?.byName.get(route.name)?.state === 'ramping') ctx.rampingCount++;
+    if (!settling && prev?.byName.get(route.name)?.state === 'ramping') ctx.rampingCount++;
   }
 
-  const order = policy.routes
-    .map((route, index) => ({ route, index }))
-    .sort((a, b) => a.route.priority - b.route.priority || a.index - b.index);
-  for (const { route } of order) {
+  for (const route of decisionOrder(policy)) {
     const before = prev?.byName.get(route.name);
-    const wasRamping = before?.state === 'ramping';
-    const decision = finish(decideRoute(route, ctx), before, nowMs);
+    const wasRamping = !settling && before?.state === 'ramping';
+    const decision = before !== undefined && changed !== null && !changed.has(route.name)
+      && !TIME_BOUND.has(before.state) && !hasBetter(route, before)
+      ? settled(before)
+      : finish(decideRoute(route, ctx), settling ? undefined : before, nowMs);
     if (wasRamping && decision.state !== 'ramping') ctx.rampingCount--;
     if (!wasRamping && decision.state === 'ramping') ctx.rampingCount++;
     ctx.decided.set(route.name, decision);
@@ -69,15 +101,114 @@ export function decideRoutes(inputs: DecisionInputs): RouteTable {
   const slotFreed = routes.some((d) => d.blocked?.code === 'concurrency'
     && ctx.rampingCount < (index.routes.get(d.name)!.failback.maxConcurrent ?? Infinity));
   const wake = nextWake(index, routes, inputs);
+  // A ramp that just finished on a second choice while the first is up: its
+  // failback to the first starts with the next decision, not with the next input.
+  const better = routes.some((d) => hasBetter(index.routes.get(d.name)!, d));
   const table: RouteTable = {
     version: (prev?.version ?? 0) + 1,
     computedAtMs: nowMs,
     policy,
     routes,
     byName: new Map(routes.map((d) => [d.name, d])),
-    nextWakeMs: slotFreed ? nowMs : wake,
+    nextWakeMs: slotFreed || better ? nowMs : wake,
   };
-  return deepFreeze(table);
+  // Decisions are frozen as they are made (finish, settled); the table and its list here.
+  Object.freeze(routes);
+  Object.freeze(table);
+  decidedFrom.set(table, snapshot(inputs));
+  return table;
+}
+
+/**
+ * What the next decision compares against, copied: callers may reuse and mutate
+ * their maps between decisions. Linear in sites plus overrides and verdicts.
+ */
+function snapshot(inputs: DecisionInputs): DecisionInputs {
+  const o = inputs.overrides;
+  return {
+    policy: inputs.policy,
+    health: new Map(inputs.health),
+    overrides: {
+      drainedSites: new Set(o.drainedSites), drainedBuildings: new Set(o.drainedBuildings), pins: new Map(o.pins),
+      failbackApprovals: new Map(o.failbackApprovals), failoverApprovals: new Map(o.failoverApprovals),
+    },
+    integrity: new Map(inputs.integrity),
+    prev: undefined,
+    nowMs: inputs.nowMs,
+  };
+}
+
+/** States that depend on the clock or on other routes: decided again every time. */
+const TIME_BOUND: ReadonlySet<RouteState> = RECOVERING;
+
+/**
+ * Settled on a site while a more preferred one is up and not drained: only a
+ * failback ramp that just finished on its (stable) target leaves a route so,
+ * and the next decision starts the failback to the better site.
+ */
+function hasBetter(route: RoutePolicy, d: RouteDecision): boolean {
+  return d.state === 'failed-over' && d.preferred !== null && d.active !== null && rank(route, d.preferred) < rank(route, d.active);
+}
+
+/** A decision kept as it was: the same object, less the transition that belongs to the table it was made in. */
+function settled(decision: RouteDecision): RouteDecision {
+  if (decision.transition === undefined) return decision;
+  const { transition: _moved, ...rest } = decision;
+  return Object.freeze(rest);
+}
+
+/**
+ * The routes whose inputs differ between two decisions of the same policy:
+ * linear in sites plus the overrides and verdicts that exist, never routes².
+ */
+function changedRoutes(before: DecisionInputs, now: DecisionInputs, index: PolicyIndex): Set<string> {
+  const routes = new Set<string>();
+  const sites = new Set<string>();
+  for (const site of index.sites.keys()) {
+    if (!sameHealth(before.health.get(site), now.health.get(site))) sites.add(site);
+  }
+  const a = before.overrides;
+  const b = now.overrides;
+  for (const site of symmetricDifference(a.drainedSites, b.drainedSites)) sites.add(site);
+  for (const building of symmetricDifference(a.drainedBuildings, b.drainedBuildings)) {
+    for (const site of index.sitesByBuilding.get(building) ?? []) sites.add(site);
+  }
+  for (const site of sites) {
+    for (const route of index.routesBySite.get(site) ?? []) routes.add(route.name);
+  }
+  for (const name of differingKeys(a.pins, b.pins, (x, y) => x === y)) routes.add(name);
+  for (const name of differingKeys(a.failbackApprovals, b.failbackApprovals, sameApproval)) routes.add(name);
+  for (const name of differingKeys(a.failoverApprovals, b.failoverApprovals, sameApproval)) routes.add(name);
+  for (const name of differingKeys(before.integrity, now.integrity, sameVerdict)) routes.add(name);
+  return routes;
+}
+
+/** What a decision reads of a site's health (probe counters and check times do not matter to it). */
+function sameHealth(a: SiteHealth | undefined, b: SiteHealth | undefined): boolean {
+  if (a === b) return true;
+  if (a === undefined || b === undefined) return false;
+  return a.status === b.status && a.sinceMs === b.sinceMs && a.reason === b.reason && a.passiveOnly === b.passiveOnly;
+}
+
+function sameApproval(a: Approval, b: Approval): boolean {
+  return a === b || (a.atMs === b.atMs && a.site === b.site && a.force === b.force);
+}
+
+function sameVerdict(a: IntegrityVerdict, b: IntegrityVerdict): boolean {
+  return a === b || (a.ok === b.ok && a.sinceMs === b.sinceMs && a.detail === b.detail);
+}
+
+function* symmetricDifference<T>(a: ReadonlySet<T>, b: ReadonlySet<T>): Iterable<T> {
+  for (const x of a) if (!b.has(x)) yield x;
+  for (const x of b) if (!a.has(x)) yield x;
+}
+
+function* differingKeys<V>(a: ReadonlyMap<string, V>, b: ReadonlyMap<string, V>, same: (x: V, y: V) => boolean): Iterable<string> {
+  for (const [k, x] of a) {
+    const y = b.get(k);
+    if (y === undefined || !same(x, y)) yield k;
+  }
+  for (const k of b.keys()) if (!a.has(k)) yield k;
 }
 
 interface Context {
@@ -93,6 +224,8 @@ interface Context {
   recovering: { readonly priority: number; readonly routes: RoutePolicy[] } | null;
   /** Routes ramping right now, across the policy (for failback.maxConcurrent). */
   rampingCount: number;
+  /** describeSite's answers in this decision. */
+  readonly described: Map<string, string>;
 }
 
 /** A decision before `sinceMs` and `transition` are worked out against the previous table. */
@@ -314,7 +447,19 @@ function finish(draft: Draft, prev: RouteDecision | undefined, nowMs: number): R
     ...(transition ? { transition } : {}),
   };
   if (!decision.pendingFailover) delete (decision as { pendingFailover?: unknown }).pendingFailover;
-  return decision;
+  return freezeDecision(decision);
+}
+
+/** A decision is frozen to the leaves as it is made: the table need not walk the old ones again. */
+function freezeDecision(d: RouteDecision): RouteDecision {
+  for (const w of d.weights) Object.freeze(w);
+  Object.freeze(d.weights);
+  Object.freeze(d.eligible);
+  if (d.blocked) Object.freeze(d.blocked);
+  if (d.pendingFailover) Object.freeze(d.pendingFailover);
+  if (d.ramp) Object.freeze(d.ramp);
+  if (d.transition) Object.freeze(d.transition);
+  return Object.freeze(d);
 }
 
 function lowerPriorityRecovering(route: RoutePolicy, ctx: Context): readonly RoutePolicy[] {
@@ -341,13 +486,15 @@ function approvedSince(approval: Approval | undefined, sinceMs: number): boolean
 
 function nextWake(index: PolicyIndex, routes: readonly RouteDecision[], inputs: DecisionInputs): number | null {
   let next = Infinity;
+  const now = inputs.nowMs;
   for (const d of routes) {
-    const route = index.routes.get(d.name)!;
-    const fb = route.failback;
-    const now = inputs.nowMs;
-    if (d.state === 'ramping' && d.ramp) next = Math.min(next, futureOnly(d.ramp.stepStartedMs + fb.stepMs, now));
-    if (d.blocked?.code === 'holddown' && d.holdDownFromMs !== undefined) {
-      next = Math.min(next, futureOnly(d.holdDownFromMs + fb.holdDownMs, now));
+    const ramping = d.state === 'ramping' && d.ramp !== undefined;
+    const holding = d.blocked?.code === 'holddown' && d.holdDownFromMs !== undefined;
+    if (!ramping && !holding) continue;
+    const fb = index.routes.get(d.name)!.failback;
+    if (ramping) next = Math.min(next, futureOnly(d.ramp!.stepStartedMs + fb.stepMs, now));
+    if (holding) {
+      next = Math.min(next, futureOnly(d.holdDownFromMs! + fb.holdDownMs, now));
       const verdict = inputs.integrity.get(d.name);
       if (verdict?.ok) next = Math.min(next, futureOnly(verdict.sinceMs + fb.holdDownMs, now));
     }
@@ -389,7 +536,17 @@ function drainedBy(site: string, ctx: Context): string | null {
   return null;
 }
 
+/** A site in words, worked out once per decision (thousands of routes may name the same site). */
 function describeSite(site: string, ctx: Context): string {
+  let words = ctx.described.get(site);
+  if (words === undefined) {
+    words = describeSiteNow(site, ctx);
+    ctx.described.set(site, words);
+  }
+  return words;
+}
+
+function describeSiteNow(site: string, ctx: Context): string {
   const drain = drainedBy(site, ctx);
   if (drain) return `${site} ${drain}`;
   const h = healthOf(site, ctx);
@@ -400,17 +557,4 @@ function describeSite(site: string, ctx: Context): string {
 function seconds(ms: number): string {
   const s = Math.max(0, ms) / 1000;
   return `${Number.isInteger(s) ? s : s.toFixed(1)}s`;
-}
-
-function deepFreeze<T>(value: T): T {
-  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
-    // Maps and Sets cannot be frozen in place; their contents are decisions, which are.
-    if (value instanceof Map) {
-      for (const v of value.values()) deepFreeze(v);
-    } else {
-      for (const v of Object.values(value)) deepFreeze(v);
-    }
-    Object.freeze(value);
-  }
-  return value;
 }

@@ -130,6 +130,12 @@ export interface DecisionInputs {
   readonly integrity: ReadonlyMap<string, IntegrityVerdict>;
   readonly prev: RouteTable | undefined;
   readonly nowMs: number;
+  /**
+   * The first probe round: each route decided again is decided as if it had no
+   * previous decision (no hold-down, no transition: routes settle, nothing
+   * fails over); `prev` only lets routes whose inputs did not change keep theirs.
+   */
+  readonly settle?: boolean;
 }
 
 export const noOverrides: Overrides = Object.freeze({

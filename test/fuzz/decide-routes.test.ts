@@ -202,6 +202,7 @@ function render(table: RouteTable): string {
 
 t.test('decideRoutes keeps its promises through random histories', async (t) => {
   let steps = 0;
+  let incremental = 0;
   fc.assert(fc.property(policyArb, fc.array(stepArb, { minLength: 1, maxLength: 40 }), (policy, history) => {
     const world = freshWorld();
     let nowMs = 1_000_000;
@@ -214,12 +215,21 @@ t.test('decideRoutes keeps its promises through random histories', async (t) => 
       // Deterministic: the same inputs again give the same table.
       const again = decideRoutes({ ...inputs, health: new Map(world.health), overrides: overridesOf(world), integrity: new Map(world.integrity) });
       if (render(table) !== render(again)) throw new Error(`not deterministic at step ${JSON.stringify(step)}`);
+      // Incremental: re-deciding only the routes whose inputs changed gives what
+      // a full decision gives (a copy of prev is not a table decideRoutes made,
+      // so it decides every route).
+      if (prev) {
+        const full = decideRoutes({ ...inputs, prev: { ...prev } });
+        if (render(table) !== render(full)) throw new Error(`incremental differs from full at step ${JSON.stringify(step)}:\n${render(table)}\n${render(full)}`);
+        incremental++;
+      }
       if (!Object.isFrozen(table) || !Object.isFrozen(table.routes[0])) throw new Error('table not frozen');
       const broken = brokenPromise(policy, world, table, prev);
       if (broken) throw new Error(`${broken}\nafter ${JSON.stringify(step)} at ${nowMs}`);
       // Re-running when nextWakeMs says so is how failbacks proceed; do it like the control plane would.
       if (table.nextWakeMs !== null && table.nextWakeMs <= nowMs) {
         const woken = decideRoutes({ ...inputs, prev: table });
+        if (render(woken) !== render(decideRoutes({ ...inputs, prev: { ...table } }))) throw new Error(`incremental differs from full on a wake at ${nowMs}`);
         const b = brokenPromise(policy, world, woken, table);
         if (b) throw new Error(`${b}\non an immediate wake at ${nowMs}`);
         prev = woken;
@@ -231,6 +241,7 @@ t.test('decideRoutes keeps its promises through random histories', async (t) => 
     return true;
   }), { seed: SEED, numRuns: 300 });
   t.ok(steps > 1000, `${steps} decisions checked`);
+  t.ok(incremental > 1000, `${incremental} incremental decisions matched full ones`);
 });
 
 t.test('failback comes back in priority order when every site returns at once', async (t) => {

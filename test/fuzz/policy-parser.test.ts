@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { parsePolicy } from '../../src/config/parse-policy.js';
+import { childPathKey, pathKey } from '../../src/config/read-yaml-tree.js';
 import { formatPolicyError, type ParseResult } from '../../src/config/policy.js';
 import { buildProgram } from '../../src/cli.js';
 
@@ -151,4 +152,10 @@ t.test('detour check on a file that is missing or a directory: exit 1, positione
     t.equal(code, 1, file);
     t.match(err, /^.+:1:1 \(file\): cannot read the policy file/, file);
   }
+});
+
+t.test('childPathKey extends a pathKey exactly as pathKey of the longer path', async (t) => {
+  const segment = fc.oneof(fc.string(), fc.nat(), fc.constantFrom('"', '\\', ',', ']', '[', '__proto__'));
+  fc.assert(fc.property(fc.array(segment, { maxLength: 6 }), segment, (path, last) => childPathKey(pathKey(path), last) === pathKey([...path, last])), { seed: 20261201, numRuns: 2000 });
+  t.pass('2000 paths');
 });
