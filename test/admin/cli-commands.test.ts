@@ -181,3 +181,11 @@ t.test('formatStatus shows ages, pins, blocks and empty sections', async (t) => 
   t.match(text, /SITES\n  \(none\)/);
   t.match(text, /RECENT EVENTS \(0 of 0\)\n  \(none\)/);
 });
+
+t.test('formatStatus lists warnings (a policy drain that empties a route) only when there are some', async (t) => {
+  const doc = sampleStatus();
+  const nowMs = Date.parse(doc.routes[0]!.since);
+  t.notMatch(formatStatus(doc, nowMs), /WARNINGS/);
+  const text = formatStatus({ ...doc, warnings: ["the policy file's drain: leaves route ceir with no eligible site (applied anyway: the file wins)"] }, nowMs);
+  t.match(text, /\nWARNINGS\n  the policy file's drain: leaves route ceir with no eligible site/);
+});
