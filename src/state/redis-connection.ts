@@ -49,12 +49,3 @@ export function sentinelOptions(target: RedisTarget, options: RedisOptions): Red
     ...(tls.tls ? { ...tls, enableTLSForSentinelMode: true } : {}),
   };
 }
-
-/** Where the target is, for log lines (never credentials). */
-export function describeRedisTarget(target: RedisTarget): string {
-  const url = new URL(target.url);
-  if (target.sentinels && target.sentinels.length > 0) {
-    return `master ${target.name ?? 'mymaster'} via sentinels ${target.sentinels.map((s) => `${s.host}:${s.port}`).join(', ')}${url.protocol === 'rediss:' ? ' (TLS)' : ''}`;
-  }
-  return `${url.protocol}//${url.host}${url.pathname === '/' ? '' : url.pathname}`;
-}
