@@ -45,6 +45,12 @@ export function sentinelOptions(target: RedisTarget, options: RedisOptions): Red
     ...(db !== undefined && Number.isInteger(db) ? { db } : {}),
     sentinels: target.sentinels.map((s) => ({ host: s.host, port: s.port })),
     name: target.name ?? 'mymaster',
+    // Told by the sentinels (+switch-master), ioredis reconnects to the new
+    // master at once. Belt and braces: a demoted master answers writes with
+    // READONLY (EXECABORT inside a transaction); reconnecting asks the sentinels
+    // again, and the caller's loop retries the write.
+    failoverDetector: true,
+    reconnectOnError: (err) => (/^(READONLY|EXECABORT)/.test(err.message) ? 1 : false),
     // The sentinels are asked in plain TCP; the master (data) connection uses TLS with rediss://.
     ...(tls.tls ? { ...tls, enableTLSForSentinelMode: true } : {}),
   };

@@ -107,3 +107,13 @@ async function stopChild(child: ChildProcess): Promise<void> {
   child.kill('SIGKILL');
   await exited;
 }
+
+/** A plain redis-server replicating from masterPort; resolves once the link is up. */
+export async function startReplica(t: Teardown, masterPort: number): Promise<{ port: number; url: string }> {
+  const dir = scratch(t, 'detour-redis-replica-');
+  const port = await spawnReady(t, (p) => [
+    '--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir,
+    '--replicaof', '127.0.0.1', String(masterPort), '--loglevel', 'warning',
+  ], (p) => ({ port: p, host: '127.0.0.1' }), async (client) => /master_link_status:up/.test(await client.info('replication')));
+  return { port, url: `redis://127.0.0.1:${port}` };
+}
