@@ -225,6 +225,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     await history.close();
     await notifier.close(0);
     await store.close();
+    metrics.close();
   };
   try {
     await listen(server, policy.listen.host, policy.listen.port);
@@ -402,6 +403,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       await store.close();
       await admin.close();
       await accessLog.close();
+      metrics.close();
     })();
     return closing;
   };

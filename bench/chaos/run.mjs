@@ -6,7 +6,8 @@
 //
 //   npm run chaos                      short: every scenario once, 5 s of load at 40 req/s
 //   npm run chaos -- --full            3 repetitions, 15 s each at 80 req/s
-//   npm run chaos -- --soak [minutes]  steady load, random faults, RSS and fd growth (default 10)
+//   npm run soak [-- minutes]          10 min: a failover every minute, a reload every 30 s; RSS, heap, fds, loop p99 flat
+//   npm run soak -- --random           the older soak: a seeded random fault every 20 s
 //   npm run chaos -- --only "site hung" --rate 60 --seconds 8 --repeat 2 --json FILE
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -20,6 +21,7 @@ const { values, positionals } = parseArgs({
   options: {
     full: { type: 'boolean', default: false },
     soak: { type: 'boolean', default: false },
+    random: { type: 'boolean', default: false },
     only: { type: 'string', multiple: true },
     rate: { type: 'string' },
     seconds: { type: 'string' },
@@ -36,7 +38,7 @@ const machine = `${cpus().length} cores (${cpus()[0]?.model.trim() ?? 'unknown'}
 
 if (mode === 'soak') {
   const minutes = Number(positionals[0] ?? 10);
-  const report = await runSoak({ minutes, rate: Number(values.rate ?? 50), machine });
+  const report = await runSoak({ minutes, rate: Number(values.rate ?? 50), machine, random: values.random });
   writeFileSync(values.json === 'chaos-report.json' ? 'soak-report.json' : values.json, `${JSON.stringify(report, null, 2)}\n`);
   process.exitCode = report.ok ? 0 : 1;
 } else {

@@ -97,8 +97,10 @@ export function stepHealth(prev: SiteHealth, event: HealthEvent, t: Thresholds, 
       return same({ ...prev, passes: 0, fails, lastCheckMs: nowMs });
     }
     case 'passiveFailed': {
-      if (prev.status === 'down') return same(prev);
-      // Reset passes so the next probes must earn `rise` again from zero.
+      // Reset passes so the next probes must earn `rise` again from zero: also on a
+      // site already down, or a site live traffic cannot reach would come back on
+      // the probes that passed before it failed (found by test/fuzz/health-state).
+      if (prev.status === 'down') return same(prev.passes === 0 ? prev : { ...prev, passes: 0 });
       return changed({
         status: 'down', passes: 0, fails: prev.fails, sinceMs: nowMs,
         reason: `live traffic failed (${event.detail})`, lastCheckMs: prev.lastCheckMs, passiveOnly: true,

@@ -6,6 +6,7 @@
 // computed in collect() from a snapshot of the current state, so they can never
 // drift from what the gateway actually does. Labels stay bounded: route, site,
 // building and fixed reason codes only: never a path, a client or a raw text.
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { RouteDecision, RouteTable, BlockedReason } from '../routing/route-table.js';
 
@@ -45,7 +46,12 @@ export interface Metrics {
   readonly adminAuthFailures: Counter<'reason'>;
   /** Connect the state gauges to the live gateway; until then they export nothing. */
   bindState(source: MetricsStateSource): void;
+  /** Stop sampling the event loop. */
+  close(): void;
 }
+
+/** The event-loop delay gauge reports windows of at least this long (the soak samples every 10 s). */
+export const LOOP_DELAY_WINDOW_MS = 10_000;
 
 export function createMetrics(registry: Registry): Metrics {
   let source: MetricsStateSource | undefined;
@@ -247,6 +253,40 @@ export function createMetrics(registry: Registry): Metrics {
     registers: [registry],
   });
 
+  // The process itself, so a soak (or an operator) can see memory and latency
+  // creep without node-exporter: heap in use, and how late the event loop runs.
+  new Gauge({
+    name: 'detour_heap_used_bytes',
+    help: 'V8 heap in use by this gateway process, in bytes.',
+    registers: [registry],
+    collect() {
+      this.set(process.memoryUsage().heapUsed);
+    },
+  });
+  // A window closes at the first scrape at least LOOP_DELAY_WINDOW_MS after it
+  // opened; until then the previous window's p99 is reported, so every scraper
+  // (Prometheus, a soak, a person with curl) sees the same closed windows
+  // instead of each resetting the histogram under the others.
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
+  let windowOpenedMs = Date.now();
+  let closedP99Seconds: number | undefined;
+  const p99Seconds = (): number => (loopDelay.count > 0 ? loopDelay.percentile(99) / 1e9 : 0);
+  new Gauge({
+    name: 'detour_event_loop_delay_p99_seconds',
+    help: 'p99 of how late this process\'s event loop ran (timers, I/O callbacks), over the last closed window of at least 10 s.',
+    registers: [registry],
+    collect() {
+      const nowMs = Date.now();
+      if (nowMs - windowOpenedMs >= LOOP_DELAY_WINDOW_MS) {
+        closedP99Seconds = p99Seconds();
+        loopDelay.reset();
+        windowOpenedMs = nowMs;
+      }
+      this.set(closedP99Seconds ?? p99Seconds());
+    },
+  });
+
   // Start result counters at zero, so the first failure is an increase() and not
   // a series appearing out of nowhere.
   for (const result of ['success', 'failure']) configReloads.inc({ result }, 0);
@@ -257,5 +297,6 @@ export function createMetrics(registry: Registry): Metrics {
     registry, requests, requestDuration, failovers, healthChecks, healthCheckDuration, retries, retryBudgetExhausted,
     configReloads, integrityChecks, notifications, passiveFailures, passiveSuspicions, poisonRequests, adminAuthFailures,
     bindState(s) { source = s; },
+    close() { loopDelay.disable(); },
   };
 }

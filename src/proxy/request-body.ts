@@ -56,6 +56,10 @@ export function readRequestBody(
         // Too big after all (chunked): forward what we have, then the rest, once.
         req.pause();
         const stream = new PassThrough();
+        // The client's error ends this copy too, but only we listen on it (the
+        // proxy pipes it without an error listener): unheard, the error would crash
+        // the process. The request's own handlers answer for the broken upload.
+        stream.on('error', () => {});
         for (const c of chunks) stream.write(c);
         finish({ kind: 'stream', stream });
         req.on('error', (err) => stream.destroy(err));

@@ -81,6 +81,12 @@ const passiveScenarios: Array<{ name: string; events: HealthEvent[]; expect: Mar
     expect: [['up', true, '-'], ['up', false, 'suspect'], ['up', false, 'suspect'], ['up', false, '-'], ['up', false, '-']],
   },
   {
+    // Found by test/fuzz/health-state.test.ts: the passes before the site evidence counted toward rise.
+    name: 'site evidence on a site already down restarts its rise count',
+    events: [fail, pass, passive, pass, pass],
+    expect: [['down', true, '-'], ['down', false, '-'], ['down', false, '-'], ['down', false, '-'], ['up', true, '-']],
+  },
+  {
     name: 'a suspicion about a site already down changes nothing',
     events: [fail, suspect],
     expect: [['down', true, '-'], ['down', false, '-']],

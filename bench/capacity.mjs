@@ -1,0 +1,170 @@
+#!/usr/bin/env node
+// How far one gateway process goes, in the figures issue 8 asks for:
+//   - probing: 1,000 sites probed every second, the gateway's CPU (% of one core);
+//   - route lookup: per-request cost at 10 and 10,000 routes (the lookup the forwarder uses);
+//   - connections: RSS with 1,000 concurrent keep-alive client connections.
+// The gateway runs as a child (`node dist/cli.js start`), read from /proc.
+// Loopback only, bounded.
+//
+//   npm run bench:capacity
+//   node bench/capacity.mjs --only probes|lookup|connections   # after npm run build
+import http from 'node:http';
+import net from 'node:net';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { freePort, httpGet, sleep, startGateway, waitFor } from './chaos/processes.mjs';
+import { parsePolicy } from '../dist/config/parse-policy.js';
+import { matchRoute } from '../dist/routing/match-route.js';
+
+const { values } = parseArgs({ options: { only: { type: 'string', multiple: true }, json: { type: 'string', default: 'capacity-report.json' } } });
+const wanted = (name) => !values.only || values.only.includes(name);
+const TICKS = 100; // USER_HZ: /proc/PID/stat counts CPU time in 1/100 s on Linux
+
+function cpuSeconds(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / TICKS; // utime + stime
+}
+
+function rssMb(pid) {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'));
+  return Number(line.split(/\s+/)[1]) / 1024;
+}
+
+async function fakeServer() {
+  const server = http.createServer((req, res) => { req.resume(); res.end('ok'); });
+  server.keepAliveTimeout = 60_000;
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${server.address().port}`, close: () => { server.closeAllConnections(); return new Promise((r) => server.close(r)); } };
+}
+
+async function withGateway(policyFor, fn) {
+  const dir = mkdtempSync(join(tmpdir(), 'detour-capacity-'));
+  const servers = [await fakeServer(), await fakeServer()];
+  const port = await freePort();
+  const adminPort = await freePort();
+  const file = join(dir, 'policy.yaml');
+  writeFileSync(file, policyFor({ port, adminPort, urls: servers.map((s) => s.url) }));
+  const gw = await startGateway({ file, adminUrl: `http://127.0.0.1:${adminPort}` });
+  try {
+    return await fn({ gw, proxyUrl: `http://127.0.0.1:${port}`, adminUrl: `http://127.0.0.1:${adminPort}` });
+  } finally {
+    await gw.stop();
+    await Promise.all(servers.map((s) => s.close()));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function allUp(adminUrl, sites) {
+  await waitFor(async () => {
+    const res = await httpGet(`${adminUrl}/status`, { timeoutMs: 10_000 }).catch(() => null);
+    if (!res || res.status !== 200) return false;
+    const status = res.json();
+    const up = status.sites.filter((s) => s.health === 'up').length;
+    if (process.env.DEBUG) console.log(`  ${up} of ${status.sites.length} up: ${status.sites.find((s) => s.health !== 'up')?.reason}`);
+    return up >= sites;
+  }, 60_000, `${sites} sites up`);
+}
+
+async function probes() {
+  const SITES = 1000;
+  return withGateway(({ port, adminPort, urls }) => {
+    const lines = [`listen: { host: 127.0.0.1, port: ${port} }`, `admin: { host: 127.0.0.1, port: ${adminPort} }`, 'sites:'];
+    for (let i = 0; i < SITES; i++) lines.push(`  s${i}: { url: "${urls[i % 2]}/s${i}", building: b${i % 20}, health: { interval: 1s, timeout: 1s, jitter: 0 } }`);
+    lines.push('routes:');
+    for (let i = 0; i < SITES; i += 2) lines.push(`  - { name: r${i}, match: { host: r${i}.example }, sites: [s${i}, s${i + 1}] }`);
+    return `${lines.join('\n')}\n`;
+  }, async ({ gw, adminUrl }) => {
+    await allUp(adminUrl, SITES);
+    await sleep(2000); // past the first round's decisions
+    const seconds = 20;
+    const c0 = cpuSeconds(gw.pid);
+    const t0 = performance.now();
+    await sleep(seconds * 1000);
+    const cpu = cpuSeconds(gw.pid) - c0;
+    const wall = (performance.now() - t0) / 1000;
+    return { sites: SITES, intervalS: 1, seconds: wall, cpuSeconds: cpu, percentOfOneCore: (100 * cpu) / wall, rssMb: rssMb(gw.pid) };
+  });
+}
+
+function lookup() {
+  const rows = [];
+  for (const routes of [10, 10_000]) {
+    const lines = ['listen: { host: 127.0.0.1, port: 0 }', 'admin: { host: 127.0.0.1, port: 0 }', 'sites:', '  a: { url: "http://127.0.0.1:1" }', 'routes:'];
+    for (let i = 0; i < routes; i++) lines.push(`  - { name: r${i}, match: { host: r${i}.example, pathPrefix: /p${i % 7} }, sites: [a] }`);
+    const parsed = parsePolicy(`${lines.join('\n')}\n`, 'capacity.yaml', {});
+    if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors.slice(0, 2)));
+    const policy = parsed.policy;
+    // The worst case for a scan: the last route; and a host no route has.
+    const last = routes - 1;
+    const cases = [[`r${last}.example`, `/p${last % 7}/x?q=1`], ['nobody.example', '/x']];
+    // Batches of 1,000 lookups for about a second (a linear scan of 10,000 routes is slow).
+    const batch = () => {
+      let found = 0;
+      for (let i = 0; i < 1000; i++) if (matchRoute(policy, cases[i % 2][0], cases[i % 2][1])) found++;
+      if (found !== 500) throw new Error(`lookup found ${found} of 500`);
+    };
+    for (let i = 0; i < 5; i++) batch(); // warm up
+    let n = 0;
+    const t0 = process.hrtime.bigint();
+    while (Number(process.hrtime.bigint() - t0) < 1e9) { batch(); n += 1000; }
+    rows.push({ routes, lookups: n, nsPerLookup: Number(process.hrtime.bigint() - t0) / n });
+  }
+  return rows;
+}
+
+async function connections() {
+  const CONNECTIONS = 1000;
+  return withGateway(({ port, adminPort, urls }) => `listen: { host: 127.0.0.1, port: ${port} }
+admin: { host: 127.0.0.1, port: ${adminPort} }
+sites:
+  a: { url: "${urls[0]}", building: A }
+  b: { url: "${urls[1]}", building: B }
+routes:
+  - { name: web, match: { pathPrefix: / }, sites: [a, b] }
+`, async ({ gw, proxyUrl, adminUrl }) => {
+    await allUp(adminUrl, 2);
+    const before = rssMb(gw.pid);
+    const { port } = new URL(proxyUrl);
+    const sockets = [];
+    let answered = 0;
+    try {
+      for (let i = 0; i < CONNECTIONS; i++) {
+        const socket = net.connect(Number(port), '127.0.0.1');
+        socket.setNoDelay(true);
+        socket.on('error', () => {});
+        socket.on('data', (chunk) => { if (chunk.toString('latin1').startsWith('HTTP/1.1 200')) answered++; });
+        socket.write('GET /x HTTP/1.1\r\nHost: web.example\r\nConnection: keep-alive\r\n\r\n');
+        sockets.push(socket);
+        if (i % 100 === 99) await sleep(20);
+      }
+      await waitFor(() => answered >= CONNECTIONS, 30_000, `${CONNECTIONS} answers`);
+      await sleep(1000);
+      return { connections: CONNECTIONS, answered, rssBeforeMb: before, rssMb: rssMb(gw.pid) };
+    } finally {
+      for (const s of sockets) s.destroy();
+    }
+  });
+}
+
+const machine = `${cpus().length} cores (${cpus()[0]?.model.trim() ?? 'unknown'}), load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}, node ${process.version}`;
+console.log(`detour capacity; machine: ${machine}`);
+const report = { date: new Date().toISOString(), machine };
+if (wanted('probes')) {
+  report.probes = await probes();
+  const p = report.probes;
+  console.log(`probes: ${p.sites} sites every ${p.intervalS} s: ${p.percentOfOneCore.toFixed(1)}% of one core (${p.cpuSeconds.toFixed(2)} CPU s in ${p.seconds.toFixed(1)} s), RSS ${p.rssMb.toFixed(0)} MB   [node bench/capacity.mjs --only probes]`);
+}
+if (wanted('lookup')) {
+  report.lookup = lookup();
+  const [small, big] = report.lookup;
+  console.log(`lookup: ${small.nsPerLookup.toFixed(0)} ns at ${small.routes} routes, ${big.nsPerLookup.toFixed(0)} ns at ${big.routes} routes (x${(big.nsPerLookup / small.nsPerLookup).toFixed(1)})   [node bench/capacity.mjs --only lookup]`);
+}
+if (wanted('connections')) {
+  report.connections = await connections();
+  const c = report.connections;
+  console.log(`connections: ${c.connections} keep-alive clients (${c.answered} answered): RSS ${c.rssBeforeMb.toFixed(0)} -> ${c.rssMb.toFixed(0)} MB   [node bench/capacity.mjs --only connections]`);
+}
+writeFileSync(values.json, `${JSON.stringify(report, null, 2)}\n`);
