@@ -539,7 +539,7 @@ export class ControlPlane {
       const before = prev.byName.get(d.name);
       if (before === d) continue;
       if (!before || before.state !== d.state || before.active !== d.active || !sameWeights(before, d)
-        || before.reason !== d.reason) changed = true;
+        || before.reason !== d.reason || !sameSites(before.eligible, d.eligible)) changed = true;
       if (!this.#starting) this.#reportRoute(before, d, spent, moves);
     }
     this.#logMoves(moves);
@@ -626,6 +626,11 @@ export class ControlPlane {
 function sameWeights(a: RouteDecision, b: RouteDecision): boolean {
   return a.weights.length === b.weights.length
     && a.weights.every((w, i) => w.site === b.weights[i]!.site && w.weight === b.weights[i]!.weight);
+}
+
+/** Retry candidates are part of what the data plane reads (worker processes get only notified tables). */
+function sameSites(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((s, i) => s === b[i]);
 }
 
 function stripUndefined<T extends object>(o: T): T {

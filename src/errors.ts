@@ -16,7 +16,8 @@ export type DetourErrorCode =
   | 'internal'
   | 'bad_response'
   | 'unreachable'
-  | 'timeout';
+  | 'timeout'
+  | 'not_applied';
 
 export interface DetourErrorOptions {
   readonly cause?: unknown;
@@ -82,6 +83,15 @@ export function tooManyRequests(retryAfterSeconds: number): DetourError {
 
 export function internalError(message: string, cause?: unknown): DetourError {
   return new DetourError('internal', 500, message, { cause });
+}
+
+/**
+ * A command was taken, but not every worker process confirmed the route table
+ * it produced in time (see workers/version-acks.ts): 503, and the caller should
+ * look at /status before assuming it applies everywhere.
+ */
+export function notApplied(message: string): DetourError {
+  return new DetourError('not_applied', 503, message);
 }
 
 /** The gateway could not be reached at all (no HTTP answer). */

@@ -1,10 +1,17 @@
 // Wires the parts together and owns their start and close order:
-// metrics -> control plane -> probes/passive monitor/verifier -> proxy -> admin.
+// metrics -> control plane -> probes/passive monitor/verifier -> data plane -> admin.
 // Close runs the other way: stop taking requests, let in-flight ones finish
 // (up to shutdown.grace), then stop probes and timers.
-import http from 'node:http';
-import https from 'node:https';
-import { Server as NetServer, type AddressInfo, type Socket } from 'node:net';
+//
+// What this process owns and what the data plane owns: the policy and its
+// reloads, probes, integrity checks, decisions, the admin API, the state
+// store and webhooks are here, once. The data plane (listener, forwarder,
+// access log) is either in this process (workers: 1, workers/local-data-plane.ts)
+// or in N worker processes this one feeds with route tables
+// (workers/worker-pool.ts); admin calls answer once every one routes by the
+// table they produced.
+import { availableParallelism } from 'node:os';
+import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import type { Policy } from './config/policy.js';
 import { formatPolicyError, type PolicyError } from './config/policy.js';
@@ -18,21 +25,24 @@ import { Prober } from './health/prober.js';
 import { PassiveMonitor } from './health/passive-monitor.js';
 import { IntegrityVerifier } from './health/integrity-verifier.js';
 import { WebhookNotifier } from './notify/webhook-notifier.js';
-import { Forwarder } from './proxy/forwarder.js';
-import { answerClientError, applyClientLimits, clientServerOptions } from './proxy/client-limits.js';
-import { AccessLog } from './proxy/access-log.js';
 import { startAdminServer } from './admin/admin-server.js';
 import { AuditLog } from './admin/audit-log.js';
 import { drainSafely, policyDrainWarnings } from './admin/drain-guard.js';
 import { createStateStore } from './state/create-store.js';
 import type { StateStore } from './state/state-store.js';
-import type { AdminControl, GatewayEvent } from './admin/admin-control.js';
+import type { AdminControl, ControlResult, GatewayEvent } from './admin/admin-control.js';
 import type { RouteTable } from './routing/route-table.js';
 import { silentLogger, type Logger } from './logger.js';
 import { VERSION } from './version.js';
 import { createSharedHistory } from './state/shared-history.js';
 import type { WebhookPolicy } from './config/policy.js';
 import { loadPolicyMaterial, type PolicyMaterial } from './tls/policy-material.js';
+import { resolveWorkerCount, type DataPlane, type WorkersStatus } from './workers/data-plane.js';
+import { notApplied } from './errors.js';
+import { LocalDataPlane } from './workers/local-data-plane.js';
+import { WorkerPool } from './workers/worker-pool.js';
+import { createWorkerMetrics } from './workers/worker-metrics.js';
+import { renderSnapshot } from './workers/merge-metrics.js';
 
 export interface GatewayOptions {
   readonly policy: Policy;
@@ -58,6 +68,10 @@ export interface GatewayOptions {
   readonly isLeader?: () => boolean;
   /** Shared history re-read period (default 2000; tests go faster). */
   readonly historyRefreshMs?: number;
+  /** With workers > 1: how long an admin call waits for every worker to apply its table (default 5 s). */
+  readonly workerAckTimeoutMs?: number;
+  /** With workers > 1: the worker program (default: worker-main beside the gateway; tests run the built one). */
+  readonly workerProgram?: { readonly exec: string; readonly execArgv?: readonly string[] };
 }
 
 export type ReloadResult =
@@ -78,17 +92,11 @@ export interface Gateway {
   applyPolicy(policy: Policy): ReloadResult;
   /** Stop taking requests, let in-flight ones finish within shutdown.grace, stop everything. */
   close(): Promise<void>;
-  /** Reopen the access log file (SIGUSR1, after log rotation). */
+  /** Reopen the access log file (SIGUSR1, after log rotation), in every data-plane process. */
   reopenLogs(): void;
+  /** The data-plane processes (one, or the workers). */
+  workers(): WorkersStatus;
 }
-
-/** Events operators want pushed to them (webhooks): one per transition. */
-/**
- * How long a closing gateway keeps idle client connections open for requests
- * already on the wire. Bounded by shutdown.grace.
- */
-const SHUTDOWN_LINGER_MS = 500;
-
 
 export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const logger = opts.logger ?? silentLogger();
@@ -145,7 +153,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   await history.start();
   const prober = new Prober({
     logger: logger.child({ component: 'prober' }), metrics, ...(opts.random ? { random: opts.random } : {}),
-    onResult: (site, result) => control.probeResult(site, result.passed, result.detail), clientTls,
+    onResult: (site, result) => {
+      control.probeResult(site, result.passed, result.detail);
+      dataPlane.doubtsChanged();
+    }, clientTls,
   });
   const passive = new PassiveMonitor({
     metrics, now,
@@ -157,13 +168,24 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     logger: logger.child({ component: 'integrity' }), metrics, now,
     onVerdict: (route, verdict) => control.integrityVerdict(route, verdict), clientTls,
   });
-  const accessLog = new AccessLog({ logger: logger.child({ component: 'access-log' }), ...(opts.random ? { random: opts.random } : {}) });
-  accessLog.update(policy.accessLog);
-  const forwarder = new Forwarder({
-    currentTable: () => control.table, passive, metrics, logger: logger.child({ component: 'proxy' }), accessLog,
+  const workerCount = resolveWorkerCount(policy.workers, availableParallelism());
+  const pool = workerCount > 1 ? new WorkerPool({
+    count: workerCount, configured: policy.workers ?? 1, logger: logger.child({ component: 'workers' }), passive,
     inDoubt: (site) => control.inDoubt(site),
-    ...(opts.random ? { random: opts.random } : {}), clientTls,
+    recordEvent: (event, level) => control.recordEvent(event, level),
+    onRestart: () => workerMetrics.restarts.inc(),
+    ...(opts.workerAckTimeoutMs !== undefined ? { ackTimeoutMs: opts.workerAckTimeoutMs } : {}),
+    ...(opts.workerProgram ? { program: opts.workerProgram } : {}),
+  }) : undefined;
+  const dataPlane: DataPlane = pool ?? new LocalDataPlane({
+    policy, material, currentTable: () => control.table, passive, metrics, logger,
+    inDoubt: (site) => control.inDoubt(site), ...(opts.random ? { random: opts.random } : {}),
   });
+  if (pool && policy.accessLog?.path === 'stdout') {
+    // Each worker writes its own batches; on a pipe, a batch over PIPE_BUF (4 KiB) may interleave with another worker's.
+    logger.warn({ workers: workerCount }, 'accessLog.path is stdout with several workers: lines may interleave on a pipe; name a file (appends from every worker stay whole lines)');
+  }
+  const workerMetrics = createWorkerMetrics(registry, () => pool?.counts() ?? { serving: 1, starting: 0 });
 
   const updateVerifier = (table: RouteTable) => {
     const targets = verifyTargets(table, control.effectiveDrains());
@@ -174,12 +196,11 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   control.subscribe({
     tableChanged: (table) => {
       updateVerifier(table);
-      // Open WebSockets to a site no route may use any more (drained, pinned away) are cut, so clients reconnect elsewhere.
-      forwarder.retainSites(new Set(table.routes.flatMap((d) => d.eligible)));
+      dataPlane.tableChanged(table);
     },
-    siteDown: (site) => forwarder.siteDown(site),
+    siteDown: (site) => dataPlane.siteDown(site),
     // The failure ratio asks; a probe answers (and only a failed one takes the site down).
-    siteSuspected: (site) => { void prober.probeNow(site); },
+    siteSuspected: (site) => { void prober.probeNow(site); dataPlane.doubtsChanged(); },
     event: (event: GatewayEvent) => history.event(event),
   });
 
@@ -189,35 +210,6 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   control.started();
   updateVerifier(control.table);
 
-  let draining = false;
-  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
-    // Once closing, what still arrives on an open connection is answered, with
-    // `connection: close`, so that client moves to another gateway.
-    if (draining) res.shouldKeepAlive = false;
-    forwarder.handle(req, res);
-  };
-  const serverOptions = clientServerOptions(policy.limits);
-  const server: http.Server = material.listener
-    ? https.createServer({ ...serverOptions, ...material.listener }, onRequest)
-    : http.createServer(serverOptions, onRequest);
-  server.on('upgrade', (req, socket, head) => forwarder.handleUpgrade(req, socket, head));
-  // Unparseable heads (431 for too many header bytes), heads or requests past their timeout (408).
-  server.on('clientError', (err, socket) => {
-    const status = answerClientError(err, socket);
-    const code = (err as { code?: unknown }).code;
-    logger.debug({ err: err.message, code, status }, 'client error');
-    if (status !== undefined) accessLog.refused(socket, status, typeof code === 'string' ? `${code}: ${err.message}` : err.message);
-  });
-  applyClientLimits(server, policy.limits);
-  const clientSockets = new Set<Socket>();
-  let lastSocketClosed: (() => void) | undefined;
-  server.on('connection', (socket: Socket) => {
-    clientSockets.add(socket);
-    socket.once('close', () => {
-      clientSockets.delete(socket);
-      if (clientSockets.size === 0) lastSocketClosed?.();
-    });
-  });
   const stopBackground = async () => {
     await prober.close();
     await verifier.close();
@@ -227,15 +219,17 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     await store.close();
     metrics.close();
   };
+  let proxyAddress: AddressInfo;
+  let proxyIsTls: boolean;
   try {
-    await listen(server, policy.listen.host, policy.listen.port);
+    ({ address: proxyAddress, isTls: proxyIsTls } = await dataPlane.start(control.table));
   } catch (err) {
-    // Nothing may outlive a gateway that could not start (probes, Redis connections).
+    // Nothing may outlive a gateway that could not start (probes, Redis connections, workers).
     await stopBackground();
-    await accessLog.close();
-    throw new Error(`cannot listen on ${policy.listen.host}:${policy.listen.port}: ${(err as Error).message}`, { cause: err });
+    await dataPlane.abort();
+    const message = (err as Error).message;
+    throw new Error(message.startsWith('cannot listen') ? message : `cannot listen on ${policy.listen.host}:${policy.listen.port}: ${message}`, { cause: err });
   }
-  const proxyAddress = server.address() as AddressInfo;
 
   // The drain safety rule for the file's own drains: warned (log, event, /status), never refused.
   let policyWarnings: readonly string[] = [];
@@ -265,23 +259,23 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     if (next.admin.host !== policy.admin.host || next.admin.port !== policy.admin.port
       || (next.admin.tls === undefined) !== (policy.admin.tls === undefined)) kept.push('admin address');
     if (JSON.stringify(next.state) !== JSON.stringify(policy.state)) kept.push('state store');
+    // Forking or retiring processes under live traffic on a reload is not worth its
+    // failure modes (1 <-> N changes who listens at all): a restart applies it.
+    if ((next.workers ?? 1) !== (policy.workers ?? 1)) kept.push('workers');
     // Addresses cannot move under a running listener; everything else swaps.
     const { state: _nextState, ...rest } = next;
     const effective: Policy = kept.length === 0 ? next : {
       ...rest, listen: kept.includes('listen') ? policy.listen : next.listen,
       admin: kept.includes('admin address') ? { ...next.admin, host: policy.admin.host, port: policy.admin.port, ...(policy.admin.tls ? { tls: policy.admin.tls } : {}) } : next.admin,
       ...(policy.state ? { state: policy.state } : {}),
+      ...(kept.includes('workers') ? (policy.workers !== undefined ? { workers: policy.workers } : {}) : (next.workers !== undefined ? { workers: next.workers } : {})),
     };
     policy = effective;
     material = nextMaterial.material;
-    // New handshakes get the new certificate; open connections keep theirs.
-    if (material.listener && server instanceof https.Server) server.setSecureContext(material.listener);
     if (material.admin) admin.setSecureContext(material.admin);
     warnUnverified(effective);
     control.replacePolicy(effective);
-    forwarder.retainOrigins(effective.sites.map((s) => s.url));
-    applyClientLimits(server, effective.limits);
-    accessLog.update(effective.accessLog);
+    dataPlane.applyPolicy(effective, material);
     prober.update(effective.sites);
     passive.update(effective.sites);
     notifier.update(effective.notify.webhooks);
@@ -320,20 +314,40 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     return run;
   };
 
+  // A command's answer waits until every data-plane process routes by the table it produced.
+  const settle = async (result: ControlResult): Promise<ControlResult> => {
+    if (!result.ok) return result;
+    const acked = await dataPlane.settled();
+    if (acked.ok) return result;
+    const { version } = acked;
+    return {
+      ok: false, code: 'not_applied',
+      message: `${result.message}, but worker${acked.lagging.length === 1 ? '' : 's'} ${acked.lagging.join(', ')} did not apply route table ${version} in time: `
+        + 'until they do, requests they serve follow the previous table',
+    };
+  };
   const audit = new AuditLog(200, (entry) => history.audit(entry));
   const adminControl: AdminControl = {
     status: () => ({
       ...control.status(), events: history.recentEvents(), audit: history.recentAudit(), ...(configWatch ? { configWatch } : {}),
-      ...(policyWarnings.length > 0 ? { warnings: policyWarnings } : {}),
+      ...(policyWarnings.length > 0 ? { warnings: policyWarnings } : {}), workers: dataPlane.status(),
     }),
-    metrics: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
-    drain: async (t, o = {}) => drainSafely(control, t, o, logger.child({ component: 'admin' })),
-    undrain: async (t) => control.undrain(t),
-    pin: async (r, s) => control.pin(r, s),
-    unpin: async (r) => control.unpin(r),
-    approveFailback: async (r, force) => control.approveFailback(r, force),
-    approveFailover: async (r) => control.approveFailover(r),
-    reload,
+    metrics: async () => (pool
+      ? renderSnapshot(await pool.metrics(await registry.getMetricsAsJSON()))
+      : { contentType: registry.contentType, body: await registry.metrics() }),
+    drain: async (t, o = {}) => settle(drainSafely(control, t, o, logger.child({ component: 'admin' }))),
+    undrain: async (t) => settle(control.undrain(t)),
+    pin: async (r, s) => settle(control.pin(r, s)),
+    unpin: async (r) => settle(control.unpin(r)),
+    approveFailback: async (r, force) => settle(control.approveFailback(r, force)),
+    approveFailover: async (r) => settle(control.approveFailover(r)),
+    reload: async () => {
+      const result = await reload();
+      if (!result.ok) return result;
+      const settled = await settle({ ok: true, message: result.message });
+      if (settled.ok) return result;
+      throw notApplied(settled.message);
+    },
   };
   let admin: Awaited<ReturnType<typeof startAdminServer>>;
   try {
@@ -344,9 +358,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       logger: logger.child({ component: 'admin' }),
     });
   } catch (err) {
-    server.close();
+    await dataPlane.abort();
     await stopBackground();
-    await accessLog.close();
     throw err;
   }
 
@@ -377,24 +390,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const close = () => {
     closing ??= (async () => {
       watcher?.close();
-      draining = true;
-      // Stop accepting, but leave idle keep-alive connections open a moment: a
-      // client may have written a request on one just before the signal, and
-      // closing it now would reset a request the client rightly thinks was sent
-      // (the chaos suite's SIGTERM scenario saw exactly that). http.Server#close
-      // would close idle connections at once, so the listener is closed as a
-      // plain net.Server; idle connections go after the linger.
-      const closed = new Promise<void>((resolve) => NetServer.prototype.close.call(server, () => resolve()));
-      if (clientSockets.size > 0) {
-        await Promise.race([
-          new Promise<void>((resolve) => { lastSocketClosed = resolve; }),
-          delay(Math.min(SHUTDOWN_LINGER_MS, policy.shutdown.graceMs)),
-        ]);
-      }
-      server.closeIdleConnections();
-      await forwarder.close(policy.shutdown.graceMs);
-      server.closeAllConnections();
-      await closed;
+      await dataPlane.close(policy.shutdown.graceMs);
       prober.close();
       verifier.close();
       control.close();
@@ -402,17 +398,17 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       await notifier.close(Math.min(2000, policy.shutdown.graceMs));
       await store.close();
       await admin.close();
-      await accessLog.close();
       metrics.close();
     })();
     return closing;
   };
 
-  logger.info({ listen: urlOf(proxyAddress, server instanceof https.Server), admin: urlOf(admin.address, admin.isTls), routes: policy.routes.length, sites: policy.sites.length },
-    `detour ${VERSION} serving ${policy.routes.length} routes on ${urlOf(proxyAddress, server instanceof https.Server)}, admin API on ${urlOf(admin.address, admin.isTls)}`);
+  const workersNote = pool ? ` with ${workerCount} workers` : '';
+  logger.info({ listen: urlOf(proxyAddress, proxyIsTls), admin: urlOf(admin.address, admin.isTls), routes: policy.routes.length, sites: policy.sites.length, workers: workerCount },
+    `detour ${VERSION} serving ${policy.routes.length} routes on ${urlOf(proxyAddress, proxyIsTls)}, admin API on ${urlOf(admin.address, admin.isTls)}${workersNote}`);
 
   return {
-    proxyUrl: urlOf(proxyAddress, server instanceof https.Server),
+    proxyUrl: urlOf(proxyAddress, proxyIsTls),
     adminUrl: urlOf(admin.address, admin.isTls),
     proxyAddress,
     adminAddress: admin.address,
@@ -422,18 +418,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     reload,
     applyPolicy,
     close,
-    reopenLogs: () => accessLog.reopen(),
+    reopenLogs: () => dataPlane.reopenLogs(),
+    workers: () => dataPlane.status(),
   };
-}
-
-function listen(server: http.Server, host: string, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
 }
 
 function urlOf(a: AddressInfo, isTls = false): string {

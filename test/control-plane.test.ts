@@ -329,3 +329,16 @@ t.test('a decision moving many routes logs one line per kind of move; events sta
   t.teardown(() => small.close());
   t.same(lines.filter((l) => l.event === 'failedOver').map((l) => l.route), ['r0', 'r1', 'r2'], 'a few moves: a line each, as before');
 });
+
+t.test('a change of retry candidates alone is a table change (worker processes see only notified tables)', async (t) => {
+  const { cp, upAll, tables } = setup();
+  t.teardown(() => cp.close());
+  upAll();
+  t.same(cp.table.byName.get('ceir')!.eligible, ['cyber1', 'serpong']);
+  const before = tables();
+  cp.drain({ kind: 'site', name: 'serpong' });
+  const d = cp.table.byName.get('ceir')!;
+  t.equal(d.active, 'cyber1', 'the route stays where it is');
+  t.same(d.eligible, ['cyber1'], 'but the drained site is no longer a retry candidate');
+  t.ok(tables() > before, 'and listeners hear of it');
+});

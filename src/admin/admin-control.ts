@@ -4,6 +4,7 @@
 import type { PolicyError } from '../config/policy.js';
 import type { RouteState, WeightedSite, BlockedReason } from '../routing/route-table.js';
 import type { AuditEntry } from './audit-log.js';
+import type { WorkersStatus } from '../workers/data-plane.js';
 
 export interface RouteStatus {
   readonly name: string;
@@ -58,12 +59,14 @@ export interface StatusDocument {
   readonly events: readonly GatewayEvent[];
   /** Admin mutations and refused attempts, newest last (added by the admin server). */
   readonly audit?: readonly AuditEntry[];
+  /** The data-plane processes: the gateway itself (workers: 1) or its worker processes, each with the table version it routes by. */
+  readonly workers?: WorkersStatus;
 }
 
 /** Result of a mutating call: ok, or an error the admin server maps to an HTTP status. */
 export type ControlResult =
   | { readonly ok: true; readonly message: string }
-  | { readonly ok: false; readonly code: 'not_found' | 'bad_request' | 'conflict'; readonly message: string };
+  | { readonly ok: false; readonly code: 'not_found' | 'bad_request' | 'conflict' | 'not_applied'; readonly message: string };
 
 export type DrainTarget = { readonly kind: 'site' | 'building'; readonly name: string };
 

@@ -13,6 +13,7 @@ import {
   DetourError,
   badRequest,
   conflict,
+  notApplied,
   internalError,
   methodNotAllowed,
   notFound,
@@ -430,6 +431,8 @@ function controlReply(result: ControlResult): Reply {
       throw conflict(result.message);
     case 'bad_request':
       throw badRequest(result.message);
+    case 'not_applied':
+      throw notApplied(result.message);
   }
   throw internalError(`unexpected control result code: ${(result as { code: unknown }).code}`);
 }

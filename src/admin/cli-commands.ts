@@ -184,6 +184,15 @@ export function formatStatus(doc: StatusDocument, nowMs: number): string {
   );
   out.push('', `DRAINS  buildings: ${listOrDash(doc.drains.buildings)}  sites: ${listOrDash(doc.drains.sites)}`);
   if (doc.warnings !== undefined && doc.warnings.length > 0) out.push('', 'WARNINGS', ...doc.warnings.map((w) => `  ${w}`));
+  // Worker processes (workers: N | auto); a single-process gateway has nothing to add.
+  if (doc.workers && doc.workers.configured !== 1) {
+    const w = doc.workers;
+    out.push('', `WORKERS  ${w.count} serving of ${w.configured === 'auto' ? 'auto' : w.configured} configured  restarts: ${w.restarts}`);
+    out.push(...formatTable(
+      ['ID', 'PID', 'STATE', 'TABLE', 'STARTED'],
+      w.workers.map((x) => [String(x.id), String(x.pid ?? '-'), x.state, `v${x.tableVersion}`, formatAge(x.startedAt, nowMs)]),
+    ));
+  }
 
   const events = doc.events.slice(-recentEventCount);
   out.push('', `RECENT EVENTS (${events.length} of ${doc.events.length})`);

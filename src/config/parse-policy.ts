@@ -240,6 +240,7 @@ function buildPolicy(doc: PolicyDocument, file: string, siteOrder: readonly stri
     },
     trustedProxies: doc.trustedProxies,
     ...(doc.accessLog !== undefined && { accessLog: { path: doc.accessLog.path, sample: doc.accessLog.sample } }),
+    ...(doc.workers !== undefined && { workers: doc.workers }),
   };
 }
 

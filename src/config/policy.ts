@@ -172,6 +172,12 @@ export interface Policy {
   readonly trustedProxies: readonly string[];
   /** Absent: no access log. */
   readonly accessLog?: AccessLogPolicy;
+  /**
+   * Data-plane processes (src/workers): absent or 1 = one process does
+   * everything, as before; N > 1 or auto (one per core) = a primary and N
+   * workers. Read at start only (a change needs a restart).
+   */
+  readonly workers?: number | 'auto';
 }
 
 export interface LimitsPolicy {

@@ -60,6 +60,14 @@ const mode = z.enum(['auto', 'manual'], { error: expecting('auto or manual') });
 const port = wholeNumber(0, 65535, 'a port from 0 to 65535 (0 picks a free port)');
 const httpStatus = wholeNumber(100, 599, 'an HTTP status from 100 to 599');
 const errorStatus = wholeNumber(400, 599, 'an HTTP error status from 400 to 599');
+/** Most worker processes a policy may ask for: beyond this, forks cost more than they serve. */
+export const MAX_WORKERS = 256;
+function checkWorkers(input: unknown): Checked<number | 'auto'> {
+  if (input === 'auto') return { ok: true, value: 'auto' };
+  const n = coerceNumber(input);
+  if (typeof n === 'number' && Number.isInteger(n) && n >= 1 && n <= MAX_WORKERS) return { ok: true, value: n };
+  return { ok: false, message: `must be a whole number from 1 to ${MAX_WORKERS}, or auto for one per core (got ${describeValue(input)})` };
+}
 const count = (max: number) => wholeNumber(1, max, `a whole number from 1 to ${max}`);
 
 // --- TLS: file paths here; their contents are checked by check-files.ts (detour check, reload) ---
@@ -242,6 +250,8 @@ export const policySchema = z.strictObject({
   limits: limitsSchema,
   trustedProxies: list(fromCheck(checkCidr), '[10.0.0.0/8, 192.0.2.7]').default(() => []),
   accessLog: accessLogSchema.optional(),
+  // Data-plane processes (src/workers): a count, or auto for one per core.
+  workers: fromCheck(checkWorkers).optional(),
 });
 
 export type PolicyDocument = z.output<typeof policySchema>;

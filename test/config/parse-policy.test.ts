@@ -118,7 +118,7 @@ const inlineCases: Array<{ name: string; text: string; env?: Env; expect: string
   {
     name: 'unknown top-level key lists the allowed keys when nothing is close',
     text: `${site}${route}frobnicate: true\n`,
-    expect: ['5:1 frobnicate: unknown key (allowed here: listen, admin, sites, routes, drain, unavailable, state, notify, shutdown, limits, trustedProxies, accessLog)'],
+    expect: ['5:1 frobnicate: unknown key (allowed here: listen, admin, sites, routes, drain, unavailable, state, notify, shutdown, limits, trustedProxies, accessLog, workers)'],
   },
   {
     name: 'a key named __proto__ is an unknown key, not a prototype',
@@ -191,6 +191,16 @@ const inlineCases: Array<{ name: string; text: string; env?: Env; expect: string
       '10:22 accessLog.sample: must be from 0 to 1',
       '10:33 accessLog.path: must not be empty',
     ],
+  },
+  {
+    name: 'workers: a whole number from 1 to 256, or auto',
+    text: `${site}${route}workers: 0\n`,
+    expect: ['5:10 workers: must be a whole number from 1 to 256, or auto for one per core (got 0)'],
+  },
+  {
+    name: 'workers: a word other than auto',
+    text: `${site}${route}workers: all\n`,
+    expect: ['5:10 workers: must be a whole number from 1 to 256, or auto for one per core (got "all")'],
   },
   {
     name: 'the head cannot take longer than the whole request',
@@ -278,6 +288,13 @@ t.test('edge keys convert at the edge', async (t) => {
   t.same(policy.accessLog, { path: '/var/log/detour/access.log', sample: 0.25 });
   t.same(parseOk('sites: { a: { url: "http://127.0.0.1:1" } }\nroutes: [{ name: r, sites: [a] }]\naccessLog: {}\nlimits: { bodyBytes: 512 }').accessLog,
     { path: 'stdout', sample: 1 }, 'accessLog: {} logs everything to stdout');
+});
+
+t.test('workers: absent (one process), a count, or auto', async (t) => {
+  const base = 'sites: { a: { url: "http://127.0.0.1:1" } }\nroutes: [{ name: r, sites: [a] }]\n';
+  const scenarios: Array<[string, number | 'auto' | undefined]> = [['', undefined], ['workers: 1\n', 1], ['workers: 4\n', 4], ['workers: "3"\n', 3], ['workers: auto\n', 'auto']];
+  for (const [text, expected] of scenarios) t.equal(parseOk(base + text).workers, expected, text.trim() || 'absent');
+  t.notOk('workers' in parseOk(base), 'absent stays absent (older policies compare equal)');
 });
 
 t.test('every value converts at the edge', async (t) => {

@@ -4,6 +4,7 @@ import t from 'tap';
 import { Registry } from 'prom-client';
 import type { Policy } from '../../src/config/policy.js';
 import { createMetrics } from '../../src/metrics/metrics.js';
+import { createWorkerMetrics } from '../../src/workers/worker-metrics.js';
 import type { RouteDecision, RouteTable } from '../../src/routing/route-table.js';
 import { findPromBinaries } from '../helpers/prometheus.js';
 import { defaultPassive } from '../helpers/policy.js';
@@ -62,6 +63,7 @@ t.test('promtool check metrics finds no problems in the exposition', async (t) =
   m.passiveFailures.inc({ site: 'primary', kind: 'request' });
   m.passiveSuspicions.inc({ site: 'primary', result: 'refuted' });
   m.poisonRequests.inc({ route: 'r' });
+  createWorkerMetrics(registry, () => ({ serving: 2, starting: 1 })).restarts.inc();
 
   const exposition = await registry.metrics();
   const families = [...exposition.matchAll(/^# TYPE (\S+) /gm)].map((x) => x[1]!);

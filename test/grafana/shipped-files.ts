@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { parse } from 'yaml';
 import { createMetrics } from '../../src/metrics/metrics.js';
+import { createWorkerMetrics } from '../../src/workers/worker-metrics.js';
 import { repoRoot } from '../helpers/prometheus.js';
 
 export const grafanaDir = join(repoRoot, 'grafana');
@@ -97,6 +98,8 @@ export function listMetricNames(expr: string): string[] {
 export async function readExportedMetrics(): Promise<Map<string, string>> {
   const registry = new Registry();
   createMetrics(registry);
+  // The primary's metrics about its worker processes live beside createMetrics (src/workers).
+  createWorkerMetrics(registry, () => ({ serving: 1, starting: 0 }));
   const text = await registry.metrics();
   const types = new Map<string, string>();
   for (const m of text.matchAll(/^# TYPE (\S+) (\S+)$/gm)) types.set(m[1]!, m[2]!);
