@@ -62,7 +62,7 @@ export interface GatewayOptions {
   readonly loadPolicy?: (file: string) => Promise<ParseResult>;
   /** Reload when the policy file changes (detour start does, unless --no-watch). */
   readonly watch?: boolean | { readonly debounceMs?: number; readonly pollMs?: number };
-  /** Leader lease time with state.redis (default 3000 ms; DETOUR_LEASE_MS for detour start). */
+  /** Leader lease time with state.redis (default 3000 ms; for in-process tests: `detour start` always uses the default). */
   readonly leaseMs?: number;
   /**
    * Whether this replica holds the leader lease: only the leader appends
