@@ -73,7 +73,7 @@ if (mode === 'soak') {
 async function runScenario(s, { rate, ms }) {
   let lab;
   try {
-    lab = await Lab.start({ replicas: s.replicas ?? 1, fdLimit: s.fdLimit, rate });
+    lab = await Lab.start({ replicas: s.replicas ?? 1, fdLimit: s.fdLimit, rate, workers: s.workers });
     lab.begin();
     const done = Promise.resolve(s.run(lab, ms));
     await done;
