@@ -27,13 +27,15 @@ import { IntegrityVerifier } from './health/integrity-verifier.js';
 import { WebhookNotifier } from './notify/webhook-notifier.js';
 import { startAdminServer } from './admin/admin-server.js';
 import { AuditLog } from './admin/audit-log.js';
+import { drainSafely, policyDrainWarnings } from './admin/drain-guard.js';
 import { createStateStore } from './state/create-store.js';
 import type { StateStore } from './state/state-store.js';
 import type { AdminControl, ControlResult, GatewayEvent } from './admin/admin-control.js';
 import type { RouteTable } from './routing/route-table.js';
 import { silentLogger, type Logger } from './logger.js';
 import { VERSION } from './version.js';
-import { NOTIFY_EVENTS } from './model/events.js';
+import { createSharedHistory } from './state/shared-history.js';
+import type { WebhookPolicy } from './config/policy.js';
 import { loadPolicyMaterial, type PolicyMaterial } from './tls/policy-material.js';
 import { resolveWorkerCount, type DataPlane, type WorkersStatus } from './workers/data-plane.js';
 import { notApplied } from './errors.js';
@@ -58,6 +60,14 @@ export interface GatewayOptions {
   readonly loadPolicy?: (file: string) => Promise<ParseResult>;
   /** Reload when the policy file changes (detour start does, unless --no-watch). */
   readonly watch?: boolean | { readonly debounceMs?: number; readonly pollMs?: number };
+  /**
+   * Whether this replica holds the leader lease: only the leader appends
+   * decision events to the shared history and sends webhooks. Default: always
+   * (one replica, or until the lease is wired in).
+   */
+  readonly isLeader?: () => boolean;
+  /** Shared history re-read period (default 2000; tests go faster). */
+  readonly historyRefreshMs?: number;
   /** With workers > 1: how long an admin call waits for every worker to apply its table (default 5 s). */
   readonly workerAckTimeoutMs?: number;
   /** With workers > 1: the worker program (default: worker-main beside the gateway; tests run the built one). */
@@ -127,6 +137,20 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
 
   const notifier = new WebhookNotifier({ logger: logger.child({ component: 'notify' }), metrics });
   notifier.update(policy.notify.webhooks);
+  // One history (and one webhook per transition) across replicas with state.redis; local as before without.
+  const history = createSharedHistory({
+    redis: store.kind === 'redis' ? policy.state?.redis : undefined, replicaId: store.replicaId,
+    logger, isLeader: opts.isLeader ?? (() => true),
+    clock: {
+      routeSinceMs: (route) => control.table.byName.get(route)?.sinceMs,
+      siteSinceMs: (site) => control.health(site)?.sinceMs,
+      integritySinceMs: (route) => control.integrity().get(route)?.sinceMs,
+    },
+    notify: (event, o) => notifier.notify(event, o), claimTtlMs: () => notificationClaimMs(policy.notify.webhooks),
+    local: { events: () => control.events(), audit: () => audit.entries() },
+    ...(opts.historyRefreshMs !== undefined ? { refreshMs: opts.historyRefreshMs } : {}),
+  });
+  await history.start();
   const prober = new Prober({
     logger: logger.child({ component: 'prober' }), metrics, ...(opts.random ? { random: opts.random } : {}),
     onResult: (site, result) => {
@@ -177,7 +201,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     siteDown: (site) => dataPlane.siteDown(site),
     // The failure ratio asks; a probe answers (and only a failed one takes the site down).
     siteSuspected: (site) => { void prober.probeNow(site); dataPlane.doubtsChanged(); },
-    event: (event: GatewayEvent) => { if (NOTIFY_EVENTS.has(event.type)) notifier.notify(event); },
+    event: (event: GatewayEvent) => history.event(event),
   });
 
   // Know something about every site before taking traffic, but never wait long.
@@ -190,6 +214,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     await prober.close();
     await verifier.close();
     control.close();
+    await history.close();
     await notifier.close(0);
     await store.close();
     metrics.close();
@@ -205,6 +230,15 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     const message = (err as Error).message;
     throw new Error(message.startsWith('cannot listen') ? message : `cannot listen on ${policy.listen.host}:${policy.listen.port}: ${message}`, { cause: err });
   }
+
+  // The drain safety rule for the file's own drains: warned (log, event, /status), never refused.
+  let policyWarnings: readonly string[] = [];
+  const checkPolicyDrains = (p: Policy) => {
+    const found = policyDrainWarnings(p, control);
+    policyWarnings = found.map((w) => w.message);
+    for (const w of found) control.recordEvent({ type: 'policyDrainEmptiesRoute', route: w.route, message: w.message }, 'warn');
+  };
+  checkPolicyDrains(policy);
 
   const failReload = (errors: readonly PolicyError[]): ReloadResult => {
     metrics.configReloads.inc({ result: 'failure' });
@@ -249,6 +283,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     metrics.configReloads.inc({ result: 'success' });
     const note = kept.length > 0 ? ` (${kept.join(' and ')} changes need a restart; kept the running ones)` : '';
     control.recordEvent({ type: 'policyReloaded', message: `policy reloaded from ${effective.file}${note}` });
+    checkPolicyDrains(effective);
     return { ok: true, message: `policy reloaded: ${effective.routes.length} routes, ${effective.sites.length} sites${note}` };
   };
 
@@ -291,13 +326,16 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         + 'until they do, requests they serve follow the previous table',
     };
   };
-  const audit = new AuditLog();
+  const audit = new AuditLog(200, (entry) => history.audit(entry));
   const adminControl: AdminControl = {
-    status: () => ({ ...control.status(), audit: audit.entries(), ...(configWatch ? { configWatch } : {}), workers: dataPlane.status() }),
+    status: () => ({
+      ...control.status(), events: history.recentEvents(), audit: history.recentAudit(), ...(configWatch ? { configWatch } : {}),
+      ...(policyWarnings.length > 0 ? { warnings: policyWarnings } : {}), workers: dataPlane.status(),
+    }),
     metrics: async () => (pool
       ? renderSnapshot(await pool.metrics(await registry.getMetricsAsJSON()))
       : { contentType: registry.contentType, body: await registry.metrics() }),
-    drain: async (t) => settle(control.drain(t)),
+    drain: async (t, o = {}) => settle(drainSafely(control, t, o, logger.child({ component: 'admin' }))),
     undrain: async (t) => settle(control.undrain(t)),
     pin: async (r, s) => settle(control.pin(r, s)),
     unpin: async (r) => settle(control.unpin(r)),
@@ -356,6 +394,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       prober.close();
       verifier.close();
       control.close();
+      await history.close();
       await notifier.close(Math.min(2000, policy.shutdown.graceMs));
       await store.close();
       await admin.close();
@@ -387,6 +426,12 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
 function urlOf(a: AddressInfo, isTls = false): string {
   const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
   return `${isTls ? 'https' : 'http'}://${host === '0.0.0.0' ? '127.0.0.1' : host}:${a.port}`;
+}
+
+/** A claim must outlast a whole delivery: every attempt timing out, with the backoff between (capped at 5 s). */
+function notificationClaimMs(webhooks: readonly WebhookPolicy[]): number {
+  const longest = Math.max(0, ...webhooks.map((w) => (w.retries + 1) * w.timeoutMs + w.retries * 5000));
+  return Math.max(10_000, longest + 5000);
 }
 
 function delay(ms: number): Promise<void> {

@@ -51,8 +51,9 @@ export class AdminClient {
     return this.request<StatusDocument>('GET', '/status');
   }
 
-  drain(target: DrainTarget): Promise<MutationResult> {
-    return this.request('POST', '/drain', { body: { [target.kind]: target.name }, mutates: true });
+  drain(target: DrainTarget, opts: { readonly force?: boolean } = {}): Promise<MutationResult> {
+    const body = opts.force === true ? { [target.kind]: target.name, force: true } : { [target.kind]: target.name };
+    return this.request('POST', '/drain', { body, mutates: true });
   }
 
   undrain(target: DrainTarget): Promise<MutationResult> {

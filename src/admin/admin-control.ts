@@ -53,6 +53,8 @@ export interface StatusDocument {
   readonly stateStore: { readonly kind: 'memory' | 'redis'; readonly up: boolean };
   /** The policy file watch: up = a directory watch is armed; down = only a poll notices edits. Absent without watching. */
   readonly configWatch?: { readonly up: boolean; readonly detail: string };
+  /** Things an operator should fix, e.g. a policy drain that leaves a route with no eligible site. Absent when none. */
+  readonly warnings?: readonly string[];
   /** Newest last. */
   readonly events: readonly GatewayEvent[];
   /** Admin mutations and refused attempts, newest last (added by the admin server). */
@@ -68,11 +70,16 @@ export type ControlResult =
 
 export type DrainTarget = { readonly kind: 'site' | 'building'; readonly name: string };
 
+export interface DrainOptions {
+  readonly force?: boolean;
+}
+
 export interface AdminControl {
   status(): StatusDocument;
   /** Prometheus text exposition and its content type. */
   metrics(): Promise<{ readonly contentType: string; readonly body: string }>;
-  drain(target: DrainTarget): Promise<ControlResult>;
+  /** force: apply even when the drain leaves a route with no eligible site (otherwise a conflict naming the routes). */
+  drain(target: DrainTarget, opts?: DrainOptions): Promise<ControlResult>;
   undrain(target: DrainTarget): Promise<ControlResult>;
   pin(route: string, site: string): Promise<ControlResult>;
   unpin(route: string): Promise<ControlResult>;

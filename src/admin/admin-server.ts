@@ -211,9 +211,14 @@ function buildPaths(control: AdminControl): readonly PathSpec[] {
 
   const drainEndpoint = (action: 'drain' | 'undrain'): Endpoint =>
     mutation(action, async (ctx) => {
-      const target = toDrainTarget(validate(drainBody, ctx.body));
-      ctx.logFields.target = `${target.kind} ${target.name}`;
-      return controlReply(await (action === 'drain' ? control.drain(target) : control.undrain(target)));
+      const body = validate(action === 'drain' ? drainBody : undrainBody, ctx.body);
+      const target = toDrainTarget(body);
+      // A forced drain may empty a route on purpose: the audit trail must say so.
+      const force = 'force' in body && body.force === true;
+      ctx.logFields.target = `${target.kind} ${target.name}${force ? ' (forced)' : ''}`;
+      if (force) ctx.logFields.force = true;
+      if (action === 'undrain') return controlReply(await control.undrain(target));
+      return controlReply(await (force ? control.drain(target, { force }) : control.drain(target)));
     });
 
   return [
@@ -298,15 +303,20 @@ function buildPaths(control: AdminControl): readonly PathSpec[] {
 
 const name = z.string().min(1, 'must be a non-empty string');
 
+const oneTarget = (b: { building?: string | undefined; site?: string | undefined }) => (b.building === undefined) !== (b.site === undefined);
+const oneTargetMessage = 'body must have exactly one of "building" or "site"';
 const drainBody = z
+  .strictObject({ building: name.optional(), site: name.optional(), force: z.boolean().optional() })
+  .refine(oneTarget, oneTargetMessage);
+const undrainBody = z
   .strictObject({ building: name.optional(), site: name.optional() })
-  .refine((b) => (b.building === undefined) !== (b.site === undefined), 'body must have exactly one of "building" or "site"');
+  .refine(oneTarget, oneTargetMessage);
 
 const pinBody = z.strictObject({ site: name });
 const failbackBody = z.strictObject({ force: z.boolean().optional() });
 const emptyBody = z.strictObject({});
 
-function toDrainTarget(b: z.infer<typeof drainBody>): DrainTarget {
+function toDrainTarget(b: z.infer<typeof undrainBody>): DrainTarget {
   return b.building !== undefined ? { kind: 'building', name: b.building } : { kind: 'site', name: b.site! };
 }
 

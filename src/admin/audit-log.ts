@@ -18,10 +18,13 @@ export interface AuditEntry {
 export class AuditLog {
   readonly #entries: AuditEntry[] = [];
 
-  constructor(private readonly limit = 200) {}
+  /** onRecord: also told every entry (the shared history of replicas keeps them too). */
+  constructor(private readonly limit = 200, private readonly onRecord?: (entry: AuditEntry) => void) {}
 
   record(entry: AuditEntry): void {
-    this.#entries.push(Object.freeze({ ...entry }));
+    const frozen = Object.freeze({ ...entry });
+    this.#entries.push(frozen);
+    this.onRecord?.(frozen);
     if (this.#entries.length > this.limit) this.#entries.splice(0, this.#entries.length - this.limit);
   }
 

@@ -62,14 +62,17 @@ export function registerAdminCommands(program: Command, io: CliIo): void {
     );
 
   const drainCommand = (name: 'drain' | 'undrain', description: string): void => {
-    add(name, description)
+    const command = add(name, description)
       .option('--building <name>', 'every site in this building')
-      .option('--site <name>', 'one site')
-      .action((opts: DrainOptions) => {
+      .option('--site <name>', 'one site');
+    if (name === 'drain') command.option('--force', 'drain even if a route is left with no eligible site (refused otherwise)');
+    command
+      .action((opts: DrainOptions & { force?: boolean }) => {
         const target = toDrainTarget(opts);
         if (target === undefined) return usageError(io, `${name} needs exactly one of --building NAME or --site NAME`);
         return run(opts, async (client) => {
-          const result = name === 'drain' ? await client.drain(target) : await client.undrain(target);
+          const result = name === 'undrain' ? await client.undrain(target)
+            : opts.force === true ? await client.drain(target, { force: true }) : await client.drain(target);
           io.out(`${result.message}\n`);
         });
       });
@@ -180,6 +183,7 @@ export function formatStatus(doc: StatusDocument, nowMs: number): string {
     ),
   );
   out.push('', `DRAINS  buildings: ${listOrDash(doc.drains.buildings)}  sites: ${listOrDash(doc.drains.sites)}`);
+  if (doc.warnings !== undefined && doc.warnings.length > 0) out.push('', 'WARNINGS', ...doc.warnings.map((w) => `  ${w}`));
   // Worker processes (workers: N | auto); a single-process gateway has nothing to add.
   if (doc.workers && doc.workers.configured !== 1) {
     const w = doc.workers;

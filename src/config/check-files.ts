@@ -51,6 +51,13 @@ export function checkFiles(root: unknown, baseDir: string, nowMs: number): Refer
       checkPair(site.tls, path);
     }
   }
+  if (isData(root.state) && isData(root.state.redis) && isData(root.state.redis.tls)) {
+    const ca = at(root.state.redis.tls.ca);
+    if (ca !== undefined) {
+      const read = readCaFile(ca);
+      if (!read.ok) report(['state', 'redis', 'tls', 'ca'], read.message);
+    }
+  }
   return problems;
 }
 

@@ -65,6 +65,7 @@ export function checkReferences(root: unknown): ReferenceProblem[] {
   }
 
   checkTlsSettings(root, report);
+  if (isData(root.state) && isData(root.state.redis)) checkRedis(root.state.redis, report);
 
   const webhooks = isData(root.notify) && Array.isArray(root.notify.webhooks) ? root.notify.webhooks : [];
   webhooks.forEach((hook: unknown, index) => {
@@ -113,6 +114,17 @@ function checkFailback(failback: Data, path: readonly PathSegment[], report: (pa
 }
 
 /** TLS settings that contradict each other or the URL; the files themselves are check-files.ts's job. */
+/** Sentinels and their master group name come together; tls settings need a rediss:// URL. */
+function checkRedis(redis: Data, report: (path: readonly PathSegment[], message: string, at?: 'key' | 'value') => void): void {
+  const path = ['state', 'redis'];
+  const hasSentinels = redis.sentinels !== undefined;
+  if (hasSentinels && redis.name === undefined) report([...path, 'sentinels'], 'needs name: the Sentinel master group to ask for (sentinel monitor NAME ...)', 'key');
+  if (!hasSentinels && redis.name !== undefined) report([...path, 'name'], 'is the Sentinel master group name: it needs sentinels: [host:port, ...]', 'key');
+  if (redis.tls !== undefined && typeof redis.url === 'string' && !redis.url.startsWith('rediss://')) {
+    report([...path, 'tls'], 'needs a rediss:// url (TLS); with redis:// nothing would be encrypted', 'key');
+  }
+}
+
 function checkTlsSettings(root: Data, report: (path: readonly PathSegment[], message: string, at?: 'key' | 'value') => void): void {
   if (isData(root.admin) && root.admin.token !== undefined && root.admin.tokenFile !== undefined) {
     report(['admin', 'tokenFile'], 'set admin.token or admin.tokenFile, not both', 'key');

@@ -6,7 +6,7 @@ import type { z } from 'zod';
 import { describeValue } from './field-rules.js';
 import { checkReferences, type ReferenceProblem } from './check-references.js';
 import { resolvePolicyPath } from './check-files.js';
-import type { ListenerTlsPolicy, ParseResult, Policy, PolicyError, RoutePolicy, SitePolicy } from './policy.js';
+import type { ListenerTlsPolicy, ParseResult, Policy, PolicyError, RedisPolicy, RoutePolicy, SitePolicy } from './policy.js';
 import { formatPath, pathKey, readYamlTree, type PathSegment, type Position, type YamlTree } from './read-yaml-tree.js';
 import { listAllowedKeys, policySchema, type PolicyDocument } from './schema.js';
 import { suggestKey } from './suggest-key.js';
@@ -225,7 +225,7 @@ function buildPolicy(doc: PolicyDocument, file: string, siteOrder: readonly stri
     routes,
     drain: { buildings: doc.drain.buildings, sites: doc.drain.sites },
     unavailable: { status: doc.unavailable.status, retryAfterSeconds: Math.ceil(doc.unavailable.retryAfter / 1000) },
-    ...(doc.state !== undefined && { state: { redis: { url: doc.state.redis.url, keyPrefix: doc.state.redis.keyPrefix } } }),
+    ...(doc.state !== undefined && { state: { redis: redisPolicy(doc.state.redis, pathOf) } }),
     notify: {
       webhooks: doc.notify.webhooks.map((hook) => ({ url: hook.url, timeoutMs: hook.timeout, retries: hook.retries, headers: { ...hook.headers } })),
     },
@@ -250,4 +250,16 @@ function freezeDeep<T>(value: T): T {
     for (const child of Object.values(value)) freezeDeep(child);
   }
   return value;
+}
+
+function redisPolicy(redis: NonNullable<PolicyDocument['state']>['redis'], pathOf: (p: string) => string): RedisPolicy {
+  const tls = redis.tls;
+  return {
+    url: redis.url, keyPrefix: redis.keyPrefix,
+    ...(redis.sentinels !== undefined && { sentinels: redis.sentinels.map((s) => ({ host: s.host, port: s.port })) }),
+    ...(redis.name !== undefined && { name: redis.name }),
+    ...(tls !== undefined && {
+      tls: { ...(tls.ca !== undefined && { ca: pathOf(tls.ca) }), ...(tls.servername !== undefined && { servername: tls.servername }) },
+    }),
+  };
 }

@@ -142,6 +142,17 @@ export interface WebhookPolicy {
   readonly headers: Readonly<Record<string, string>>;
 }
 
+export interface RedisPolicy {
+  /** redis:// or rediss:// (TLS). With sentinels only its scheme, credentials and db are used. */
+  readonly url: string;
+  readonly keyPrefix: string;
+  /** Sentinel addresses; with `name`, the master group they watch. */
+  readonly sentinels?: readonly { readonly host: string; readonly port: number }[];
+  readonly name?: string;
+  /** For rediss://: trust anchors (absolute path) and the name the certificate must carry. */
+  readonly tls?: { readonly ca?: string; readonly servername?: string };
+}
+
 export interface Policy {
   /** Path of the file this policy came from (for messages and reloads). */
   readonly file: string;
@@ -152,7 +163,7 @@ export interface Policy {
   readonly routes: readonly RoutePolicy[];
   readonly drain: { readonly buildings: readonly string[]; readonly sites: readonly string[] };
   readonly unavailable: { readonly status: number; readonly retryAfterSeconds: number };
-  readonly state?: { readonly redis: { readonly url: string; readonly keyPrefix: string } };
+  readonly state?: { readonly redis: RedisPolicy };
   readonly notify: { readonly webhooks: readonly WebhookPolicy[] };
   readonly shutdown: { readonly graceMs: number };
   // Edge: request hygiene and the access log

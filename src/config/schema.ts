@@ -86,6 +86,17 @@ const siteTlsSchema = z.strictObject({
   verify: z.boolean({ error: expecting('true or false') }).default(true),
 });
 
+/** A Sentinel as { host, port } or "host:port". */
+const sentinelAddress = z.union([
+  z.strictObject({ host: text('a host or IP address'), port: wholeNumber(1, 65535, 'a port from 1 to 65535') }),
+  fromCheck((input) => {
+    const match = typeof input === 'string' ? /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(input) : null;
+    const port = match ? Number(match[3]) : 0;
+    if (!match || port < 1 || port > 65535) return { ok: false, message: `must be host:port or { host, port } (got ${describeValue(input)})` };
+    return { ok: true, value: { host: (match[1] ?? match[2])!, port } };
+  }),
+], { error: (issue) => (issue.input === undefined ? 'is required' : `must be host:port or { host, port } (got ${describeValue(issue.input)})`) });
+
 // --- Edge: request limits, retry budget, trusted proxies, access log ---
 
 function byteSize(fallback: string) {
@@ -224,6 +235,13 @@ export const policySchema = z.strictObject({
     redis: z.strictObject({
       url: fromCheck((input) => checkUrl(input, REDIS_URL)),
       keyPrefix: z.string({ error: expecting('a string') }).default('detour:'),
+      // Sentinel: the master is found by asking these for `name` (the URL's host is then not used).
+      sentinels: list(sentinelAddress, '[{ host: 10.0.0.5, port: 26379 }] or [10.0.0.5:26379]').min(1, { error: 'must list at least one sentinel' }).optional(),
+      name: text('a Sentinel master group name').optional(),
+      tls: z.strictObject({
+        ca: filePath('a PEM file of trusted CA certificates').optional(),
+        servername: fromCheck((input) => (typeof input === 'string' ? checkHostPattern(input) : { ok: false, message: `must be a host name like redis.internal (got ${describeValue(input)})` })).optional(),
+      }).optional(),
     }),
   }).optional(),
   notify: z.strictObject({ webhooks: list(webhookSchema, '[{ url: https://hooks.example.go.id/detour }]').default(() => []) }).prefault({}),

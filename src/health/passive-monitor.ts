@@ -79,7 +79,10 @@ export class PassiveMonitor {
   /** The site answered: a failure if the status is one of `passive.statuses`, else a success. */
   responded(site: string, status: number, client: string): void {
     const watch = this.#watches.get(site);
-    if (watch) this.#record(watch, watch.statuses.has(status), `status ${status}`, client);
+    if (!watch) return;
+    // The detail is only kept for failures: no string per successful response.
+    const failed = watch.statuses.has(status);
+    this.#record(watch, failed, failed ? `status ${status}` : '', client);
   }
 
   /**

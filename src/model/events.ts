@@ -46,7 +46,8 @@ export type GatewayOwnEventType =
   | 'stateStoreDown'
   | 'integrityMatched'
   | 'integrityMismatched'
-  | 'workerExited';            // a data-plane worker process died; it is replaced from the current table
+  | 'workerExited'             // a data-plane worker process died; it is replaced from the current table
+  | 'policyDrainEmptiesRoute'; // the policy file's drain: leaves a route with no eligible site (applied: the file wins)
 
 export type GatewayEventType = RouteEventType | SiteEventType | OperatorEventType | GatewayOwnEventType;
 

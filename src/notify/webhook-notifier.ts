@@ -67,14 +67,20 @@ export class WebhookNotifier {
     }
   }
 
-  /** Queues the event for every webhook and returns at once. Never throws. */
-  notify(event: GatewayEvent): void {
-    if (this.#closed || this.#queues.size === 0) return;
+  /**
+   * Queues the event for every webhook and returns at once. Never throws. The
+   * promise (which never rejects) settles once every webhook has delivered it
+   * or given up on it; `id` is sent as x-detour-event-id, so a receiver can
+   * drop the rare duplicate (see notify-once.ts).
+   */
+  notify(event: GatewayEvent, opts: { readonly id?: string } = {}): Promise<void> {
+    if (this.#closed || this.#queues.size === 0) return Promise.resolve();
     try {
-      const body = JSON.stringify(toPayload(event));
-      for (const queue of this.#queues.values()) queue.push(body);
+      const item = { body: JSON.stringify(toPayload(event)), ...(opts.id !== undefined ? { id: opts.id } : {}) };
+      return Promise.all([...this.#queues.values()].map((queue) => new Promise<void>((done) => queue.push({ ...item, done })))).then(() => undefined);
     } catch (err) {
       this.#ctx.logger.warn({ err, type: event?.type }, 'webhook notification not queued');
+      return Promise.resolve();
     }
   }
 
@@ -117,10 +123,17 @@ interface QueueContext {
   readonly maxQueued: number;
 }
 
+interface QueuedNotification {
+  readonly body: string;
+  readonly id?: string;
+  /** Delivered, given up on, dropped or aborted. */
+  readonly done: () => void;
+}
+
 class WebhookQueue {
   policy: WebhookPolicy;
   readonly #ctx: QueueContext;
-  readonly #pending: string[] = [];
+  readonly #pending: QueuedNotification[] = [];
   readonly #abort = new AbortController();
   #pumping: Promise<void> | undefined;
   #isPumping = false;
@@ -130,14 +143,17 @@ class WebhookQueue {
     this.#ctx = ctx;
   }
 
-  push(body: string): void {
-    if (this.#abort.signal.aborted) return;
+  push(item: QueuedNotification): void {
+    if (this.#abort.signal.aborted) {
+      item.done();
+      return;
+    }
     if (this.#pending.length >= this.#ctx.maxQueued) {
-      this.#pending.shift();
+      this.#pending.shift()!.done();
       this.#ctx.metrics.notifications.inc({ result: 'failed' });
       this.#ctx.logger.warn({ webhook: this.#where(), maxQueued: this.#ctx.maxQueued }, 'webhook queue full: dropped the oldest notification');
     }
-    this.#pending.push(body);
+    this.#pending.push(item);
     if (!this.#isPumping) this.#pumping = this.#pump();
   }
 
@@ -149,7 +165,9 @@ class WebhookQueue {
   async abort(why: string): Promise<void> {
     this.#abort.abort();
     await this.idle();
-    const left = this.#pending.splice(0).length;
+    const dropped = this.#pending.splice(0);
+    for (const item of dropped) item.done();
+    const left = dropped.length;
     if (left > 0) {
       this.#ctx.metrics.notifications.inc({ result: 'failed' }, left);
       this.#ctx.logger.warn({ webhook: this.#where(), left }, `webhook notifications not delivered: ${why}`);
@@ -162,16 +180,17 @@ class WebhookQueue {
     this.#isPumping = true;
     try {
       while (this.#pending.length > 0 && !this.#abort.signal.aborted) {
-        const body = this.#pending.shift() as string;
-        const sent = await this.#deliver(body);
+        const item = this.#pending.shift()!;
+        const sent = await this.#deliver(item);
         this.#ctx.metrics.notifications.inc({ result: sent ? 'sent' : 'failed' });
+        item.done();
       }
     } finally {
       this.#isPumping = false;
     }
   }
 
-  async #deliver(body: string): Promise<boolean> {
+  async #deliver({ body, id }: QueuedNotification): Promise<boolean> {
     const signal = this.#abort.signal;
     let lastError = '';
     for (let attempt = 0; ; attempt++) {
@@ -179,7 +198,7 @@ class WebhookQueue {
       try {
         const res = await this.#ctx.fetchImpl(url, {
           method: 'POST',
-          headers: { ...headers, 'content-type': 'application/json' },
+          headers: { ...headers, 'content-type': 'application/json', ...(id !== undefined ? { 'x-detour-event-id': id } : {}) },
           body,
           signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]),
         });

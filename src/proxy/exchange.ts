@@ -24,6 +24,7 @@ import type { AttemptOutcome, OutgoingBody, ProxyEngine, UpstreamAttempt } from 
 import { isNeverReached, type UpstreamError } from './upstream-error.js';
 import type { InFlightRegistry } from './in-flight.js';
 import type { RetryBudget } from './retry-budget.js';
+import type { RequestMetrics } from './request-metrics.js';
 import { sendLocal, type LocalAnswer } from './local-response.js';
 import { closeAfterAnswer, isReplayable, readRequestBody } from './request-body.js';
 
@@ -64,6 +65,8 @@ export interface ExchangeContext {
   /** Re-sends per route and site stay within a share of live traffic (see retry-budget.ts). */
   readonly retryBudget: RetryBudget;
   readonly nowMs: () => number;
+  /** detour_requests_total and detour_request_duration_seconds, through cached label children. */
+  readonly requestMetrics: RequestMetrics;
 }
 
 export interface ExchangeSummary {
@@ -87,7 +90,8 @@ interface Attempt {
 
 export class Exchange {
   private readonly tried = new Set<string>();
-  private readonly log: Logger;
+  /** Made on first use: most requests never log, and a pino child per request showed in the profile. */
+  private logger: Logger | undefined;
   private body: OutgoingBody = { kind: 'none' };
   private attempt: Attempt | undefined;
   private failureRetries = 0;
@@ -114,9 +118,21 @@ export class Exchange {
     private readonly arrival: RouteDecision,
     private readonly startedMs: number,
   ) {
-    this.log = ctx.logger.child({ route: route.name });
     this.idempotent = IDEMPOTENT_METHODS.has(req.method ?? 'GET');
     this.client = ctx.clientOf(req);
+  }
+
+  private get log(): Logger {
+    return (this.logger ??= this.ctx.logger.child({ route: this.route.name }));
+  }
+
+  /**
+   * Whether lines at `level` are written: the debug and info lines below are
+   * per request (a re-send, a client gone), so neither their objects nor the
+   * child logger are made when the level is off.
+   */
+  private logs(level: 'debug' | 'info'): boolean {
+    return this.ctx.logger.isLevelEnabled(level);
   }
 
   async start(): Promise<void> {
@@ -126,7 +142,7 @@ export class Exchange {
     if (this.closed || this.recorded) return;
     if (body.kind === 'too_large') return this.refuseBody();
     if (body.kind === 'aborted') {
-      this.log.debug({ detail: body.detail }, 'proxy: client gave up while sending the body');
+      if (this.logs('debug')) this.log.debug({ detail: body.detail }, 'proxy: client gave up while sending the body');
       this.record('none', CLIENT_CLOSED);
       this.res.destroy();
       return;
@@ -219,7 +235,7 @@ export class Exchange {
           return;
         }
         this.record(site, response.status);
-        response.relay({ 'x-detour-site': site }, (failure) => {
+        response.relay(siteHeader(site), (failure) => {
           this.log.warn({ site, detail: failure.detail }, 'proxy: site broke off a response');
           // Headers arrived, so the request was sent: a broken or stalled body is request evidence.
           if (this.failedAfterSent) this.poisoned(site, failure.detail);
@@ -231,7 +247,7 @@ export class Exchange {
         this.onFailed(site, outcome.error, outcome.requestSent);
         return;
       case 'client_error': {
-        this.log.debug({ site, err: outcome.error.message }, 'proxy: client request failed');
+        if (this.logs('debug')) this.log.debug({ site, err: outcome.error.message }, 'proxy: client request failed');
         this.answer(site, { status: 400, message: 'detour: the request could not be forwarded' });
         return;
       }
@@ -242,7 +258,7 @@ export class Exchange {
     if (error.code === 'stale_connection') {
       // The pool handed us a connection the site had closed: the site is fine.
       // Same site, new connection, when the request can go again.
-      this.log.debug({ site, detail: error.detail }, 'proxy: pooled connection was stale');
+      if (this.logs('debug')) this.log.debug({ site, detail: error.detail }, 'proxy: pooled connection was stale');
       if (!this.staleRetried && this.canResend(!requestSent)) {
         this.staleRetried = true;
         this.send(site, true);
@@ -282,7 +298,7 @@ export class Exchange {
    */
   private poisoned(site: string, detail: string): void {
     this.ctx.metrics.poisonRequests.inc({ route: this.route.name });
-    this.log.info({ site, detail }, 'proxy: poison request: failed after it was sent on two sites; not counted against the second');
+    if (this.logs('info')) this.log.info({ site, detail }, 'proxy: poison request: failed after it was sent on two sites; not counted against the second');
   }
 
   private retryCandidate(budgetFree = false): string | null {
@@ -308,7 +324,7 @@ export class Exchange {
     this.resends.push(`${from} -> ${to}: ${why}`);
     this.ctx.retryBudget.spend(this.route.name, from, this.ctx.nowMs());
     this.ctx.metrics.retries.inc({ route: this.route.name, from, to });
-    this.log.info({ from, to, why }, 'proxy: retrying on the next site');
+    if (this.logs('info')) this.log.info({ from, to, why }, 'proxy: retrying on the next site');
     this.send(to);
   }
 
@@ -336,9 +352,7 @@ export class Exchange {
     this.recorded = true;
     this.servedBy = site;
     this.status = code;
-    const route = this.route.name;
-    this.ctx.metrics.requests.inc({ route, site, code: String(code) });
-    this.ctx.metrics.requestDuration.observe({ route, site }, (performance.now() - this.startedMs) / 1000);
+    this.ctx.requestMetrics.record(this.route.name, site, code, (performance.now() - this.startedMs) / 1000);
   }
 
   private onClientClosed(): void {
@@ -350,11 +364,24 @@ export class Exchange {
       if (a.awaitingHeaders) a.handle?.abort();
     }
     if (!this.res.writableFinished && !this.recorded) {
-      this.log.debug({ site: a?.site }, 'proxy: client went away before an answer');
+      if (this.logs('debug')) this.log.debug({ site: a?.site }, 'proxy: client went away before an answer');
       this.record(a?.site ?? 'none', CLIENT_CLOSED);
     }
     this.ctx.finished(this);
   }
+}
+
+/** `x-detour-site: SITE`, one frozen object per site name rather than one per response. */
+const siteHeaders = new Map<string, Readonly<Record<string, string>>>();
+
+export function siteHeader(site: string): Readonly<Record<string, string>> {
+  let headers = siteHeaders.get(site);
+  if (!headers) {
+    // Site names come from the policy: bounded, but a long-running process sees reloads rename them.
+    if (siteHeaders.size >= 10_000) siteHeaders.clear();
+    siteHeaders.set(site, (headers = Object.freeze({ 'x-detour-site': site })));
+  }
+  return headers;
 }
 
 /** A failure before the request reached the site: evidence about the site itself. */

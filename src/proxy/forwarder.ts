@@ -19,6 +19,7 @@ import { sendLocal, sendLocalOnSocket, type LocalAnswer } from './local-response
 import type { AccessLog } from './access-log.js';
 import { checkFraming } from './request-framing.js';
 import { RetryBudget } from './retry-budget.js';
+import { RequestMetrics } from './request-metrics.js';
 import { trustedProxies, type TrustedProxies } from './trusted-proxies.js';
 import { parseRequestTarget } from './request-target.js';
 import { WebSocketRegistry } from './websocket-registry.js';
@@ -55,12 +56,14 @@ export class Forwarder {
   private readonly registry = new InFlightRegistry<Exchange>();
   private readonly webSockets = new WebSocketRegistry();
   private readonly retryBudget = new RetryBudget();
+  private readonly requestMetrics: RequestMetrics;
   private readonly context: ExchangeContext;
   private closing: Promise<void> | undefined;
   private onIdle: (() => void) | undefined;
 
   constructor(private readonly deps: ForwarderDeps) {
     this.log = deps.logger;
+    this.requestMetrics = new RequestMetrics(deps.metrics);
     const table = (): RouteTable => deps.currentTable();
     const trust = new WeakMap<readonly string[], TrustedProxies>();
     const isTrustedProxy: TrustedProxies = (peer) => {
@@ -90,6 +93,7 @@ export class Forwarder {
       },
       retryBudget: this.retryBudget,
       nowMs: deps.nowMs ?? (() => performance.now()),
+      requestMetrics: this.requestMetrics,
     };
   }
 
@@ -276,6 +280,7 @@ export class Forwarder {
    */
   retainOrigins(siteUrls: Iterable<string>): void {
     const policy = this.deps.currentTable().policy;
+    this.requestMetrics.forget();
     this.retryBudget.retain((route, site) => policy.routes.some((r) => r.name === route && r.sites.includes(site)));
     const dropped = this.engine.retainOrigins(siteUrls);
     if (dropped.length > 0) this.log.info({ origins: dropped }, 'proxy: dropped connection pools of sites no longer configured');
@@ -322,8 +327,7 @@ export class Forwarder {
   }
 
   private count(route: string, site: string, code: number, startedMs: number): void {
-    this.deps.metrics.requests.inc({ route, site, code: String(code) });
-    this.deps.metrics.requestDuration.observe({ route, site }, (performance.now() - startedMs) / 1000);
+    this.requestMetrics.record(route, site, code, (performance.now() - startedMs) / 1000);
   }
 }
 

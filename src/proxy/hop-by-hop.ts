@@ -19,23 +19,43 @@ const END_TO_END = new Set([
   'strict-transport-security', 'content-security-policy', 'x-detour-site', 'x-detour-epoch',
 ]);
 
-function connectionTokens(headers: IncomingHttpHeaders): Set<string> {
+/**
+ * Headers a `Connection` value names, beyond the fixed list; undefined when it
+ * names none (almost every request: no header, or `keep-alive` / `close`), so
+ * the common case allocates nothing.
+ */
+function connectionTokens(headers: IncomingHttpHeaders): Set<string> | undefined {
   const raw = headers.connection;
-  const list = Array.isArray(raw) ? raw.join(',') : raw ?? '';
-  return new Set(list.split(',').map((t) => t.trim().toLowerCase()).filter((t) => t !== '' && !END_TO_END.has(t)));
+  if (raw === undefined || raw === '') return undefined;
+  if (typeof raw === 'string') {
+    const simple = raw.length <= 10 ? raw.toLowerCase() : '';
+    if (simple === 'keep-alive' || simple === 'close') return undefined;
+  }
+  const list = Array.isArray(raw) ? raw.join(',') : raw;
+  const named = new Set(list.split(',').map((t) => t.trim().toLowerCase()).filter((t) => t !== '' && !END_TO_END.has(t)));
+  return named.size === 0 ? undefined : named;
 }
 
-function isHopByHop(name: string, named: ReadonlySet<string>): boolean {
+function isHopByHop(name: string, named: ReadonlySet<string> | undefined): boolean {
   const n = name.toLowerCase();
-  return HOP_BY_HOP.has(n) || n.startsWith('proxy-') || named.has(n);
+  return HOP_BY_HOP.has(n) || n.startsWith('proxy-') || (named !== undefined && named.has(n));
 }
 
 /** End-to-end headers only; the input is not changed. */
 export function stripHopByHop(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
+  return copyEndToEnd(headers, {});
+}
+
+/**
+ * Copy the end-to-end headers of `headers` into `out` (which is returned), in
+ * one pass: the request path builds the outgoing headers this way without an
+ * intermediate object.
+ */
+export function copyEndToEnd<T extends OutgoingHttpHeaders>(headers: IncomingHttpHeaders, out: T): T {
   const named = connectionTokens(headers);
-  const out: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value !== undefined && !isHopByHop(name, named)) out[name] = value;
+  for (const name in headers) {
+    const value = headers[name];
+    if (value !== undefined && !isHopByHop(name, named)) (out as OutgoingHttpHeaders)[name] = value;
   }
   return out;
 }

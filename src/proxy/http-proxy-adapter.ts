@@ -20,10 +20,10 @@
 // 5xx must be discarded rather than streamed to the client.
 import type { Agent, ClientRequest, IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { PassThrough, type Readable } from 'node:stream';
+import type { Readable, Stream } from 'node:stream';
 import { createProxyServer, type ProxyServer, type ServerOptions } from 'http-proxy-3';
 import type { Logger } from '../logger.js';
-import { stripHopByHop } from './hop-by-hop.js';
+import { copyEndToEnd, stripHopByHop } from './hop-by-hop.js';
 import type { TrustedProxies } from './trusted-proxies.js';
 import { UpstreamAgents, type AgentLimits } from './upstream-agents.js';
 import type { ClientTls } from '../tls/client-tls.js';
@@ -136,20 +136,16 @@ export function createProxyEngine(opts: ProxyEngineOptions): ProxyEngine {
   // Errors on the client socket of a WebSocket are emitted on the proxy itself;
   // with no listener of ours the library rethrows them and the process dies.
   proxy.on('error', (err) => log.debug({ err: describe(err) }, 'proxy: client socket error'));
-  const pristine = new WeakMap<IncomingMessage, IncomingHttpHeaders>();
-
-  /** The client's headers as received, kept aside so every attempt starts from them. */
-  const originalHeaders = (req: IncomingMessage): IncomingHttpHeaders => {
-    let h = pristine.get(req);
-    if (!h) {
-      h = { ...req.headers };
-      pristine.set(req, h);
-    }
-    return h;
+  // Parsed once per site URL: the library would parse a string target on every request.
+  const targetUrls = new Map<string, URL>();
+  const targetUrl = (url: string): URL => {
+    let parsed = targetUrls.get(url);
+    if (!parsed) targetUrls.set(url, (parsed = new URL(url)));
+    return parsed;
   };
 
   const requestOptions = (target: UpstreamTarget, agent: Agent): ServerOptions => ({
-    target: target.url,
+    target: targetUrl(target.url),
     agent,
     // Forward the request target exactly as received: route matching saw it
     // that way (the library would otherwise re-parse and normalise it).
@@ -180,8 +176,8 @@ export function createProxyEngine(opts: ProxyEngineOptions): ProxyEngine {
 
       req.headers = requestHeaders(req, originalHeaders(req), body, trusted) as IncomingHttpHeaders;
       const tls = opts.clientTls?.(target.url);
-      const pool = target.freshConnection ? agents.freshAgentFor(target.url, tls) : agents.agentFor(target.url, tls);
-      const agent = captureRequests(pool, (r) => {
+      const agent = target.freshConnection ? agents.freshAgentFor(target.url, tls) : agents.agentFor(target.url, tls);
+      const onRequest = (r: ClientRequest): void => {
         proxyReq = r;
         r.on('error', (err) => { proxyReqError = err; });
         conn.watch(r, timers, () => fail(connectTimeout(target.connectMs)));
@@ -198,14 +194,18 @@ export function createProxyEngine(opts: ProxyEngineOptions): ProxyEngine {
           }
           settle({ kind: 'response', response: wrapResponse(proxyRes, res, log, target.responseMs) });
         });
-      });
+      };
 
+      const options: ServerOptions = requestOptions(target, agent);
+      const buffer = outgoingBody(body);
+      // The library only ever calls `pipe` on it.
+      if (buffer !== undefined) options.buffer = buffer as unknown as Stream;
       try {
-        proxy.web(req, res, { ...requestOptions(target, agent), buffer: outgoingStream(body) }, (err) => {
+        captureNextRequest(agent, onRequest, () => proxy.web(req, res, options, (err) => {
           if (settled) return;
           if (err === proxyReqError) fail(toUpstreamError(err, conn.phase()));
           else settle({ kind: 'client_error', error: err });
-        });
+        }));
       } catch (err) {
         // http.request throws synchronously on a request it cannot send (bad path characters).
         settle({ kind: 'client_error', error: err instanceof Error ? err : new Error(String(err)) });
@@ -239,7 +239,8 @@ export function createProxyEngine(opts: ProxyEngineOptions): ProxyEngine {
       };
 
       req.headers = upgradeHeaders(req, originalHeaders(req), trusted) as IncomingHttpHeaders;
-      const agent = captureRequests(agents.agentFor(target.url, opts.clientTls?.(target.url)), (r) => {
+      const agent = agents.agentFor(target.url, opts.clientTls?.(target.url));
+      const onRequest = (r: ClientRequest): void => {
         proxyReq = r;
         conn.watch(r, timers, () => failPending(connectTimeout(target.connectMs)));
         r.on('finish', () => {
@@ -265,17 +266,17 @@ export function createProxyEngine(opts: ProxyEngineOptions): ProxyEngine {
           Object.assign(proxyRes.headers, extraHeaders);
           handlers.responded(proxyRes.statusCode ?? 0);
         });
-      });
+      };
 
       try {
-        proxy.ws(req, socket, head, requestOptions(target, agent), (err) => {
+        captureNextRequest(agent, onRequest, () => proxy.ws(req, socket, head, requestOptions(target, agent), (err) => {
           if (phase === 'pending') {
             failPending(toUpstreamError(err, conn.phase()));
           } else if (phase === 'upgraded') {
             phase = 'done';
             handlers.failed(toUpstreamError(err, { connected: true }), true);
           }
-        });
+        }));
       } catch (err) {
         failPending(toUpstreamError(err, { connected: false }));
       }
@@ -293,6 +294,7 @@ export function createProxyEngine(opts: ProxyEngineOptions): ProxyEngine {
     },
 
     retainOrigins(siteUrls) {
+      targetUrls.clear();
       return agents.retainOrigins(siteUrls);
     },
 
@@ -305,23 +307,44 @@ export function createProxyEngine(opts: ProxyEngineOptions): ProxyEngine {
 }
 
 /**
- * A view of the site's pool that tells us about every request the library
- * creates through it. ClientRequest hands itself to `agent.addRequest` in its
- * constructor, so this is the one place we can reach the upstream request
- * synchronously, before any of its events fire, and tied to this attempt
- * (the library's own `proxyReq` event is server-wide and skipped for
- * `Expect: 100-continue`). Everything else reads through to the real pool.
+ * Run `send` (one proxy.web or proxy.ws call) and hand `onRequest` the
+ * upstream request it creates through `agent`. ClientRequest hands itself to
+ * `agent.addRequest` in its constructor, synchronously inside `send`, so this
+ * is the one place we can reach the upstream request before any of its
+ * events fire, and tied to this attempt (the library's own `proxyReq` event
+ * is server-wide and skipped for `Expect: 100-continue`). The hook is
+ * installed on each pool once, as an own method that reads through to the
+ * agent's: a wrapper object per request made every request pay for an object
+ * with property descriptors, and the pool's lookups in Node's agent code went
+ * megamorphic.
  */
-function captureRequests(agent: Agent, onRequest: (req: ClientRequest) => void): Agent {
-  const real = agent as Agent & { addRequest(req: ClientRequest, options: unknown): void };
-  return Object.create(agent, {
-    addRequest: {
-      value(req: ClientRequest, options: unknown): void {
-        onRequest(req);
-        real.addRequest(req, options);
-      },
-    },
-  }) as Agent;
+function captureNextRequest(agent: Agent, onRequest: (req: ClientRequest) => void, send: () => void): void {
+  hookAgent(agent);
+  const previous = pendingCapture;
+  pendingCapture = onRequest;
+  try {
+    send();
+  } finally {
+    pendingCapture = previous;
+  }
+}
+
+/** The attempt whose upstream request is being created right now (see captureNextRequest). */
+let pendingCapture: ((req: ClientRequest) => void) | undefined;
+const hooked = new WeakSet<Agent>();
+
+function hookAgent(agent: Agent): void {
+  if (hooked.has(agent)) return;
+  hooked.add(agent);
+  const pool = agent as Agent & { addRequest(req: ClientRequest, options: unknown): void };
+  const addRequest = pool.addRequest;
+  pool.addRequest = function addCapturedRequest(this: Agent, req: ClientRequest, options: unknown): void {
+    const capture = pendingCapture;
+    // One request per send: a second one (a redirect follower, say) is not this attempt's.
+    pendingCapture = undefined;
+    capture?.(req);
+    addRequest.call(this, req, options);
+  };
 }
 
 class AttemptTimers {
@@ -392,10 +415,19 @@ class ConnectionWatch {
   }
 }
 
+/** The client's headers as received, kept aside on the request so every attempt starts from them. */
+const PRISTINE = Symbol('detour.pristineHeaders');
+
+function originalHeaders(req: IncomingMessage): IncomingHttpHeaders {
+  const r = req as IncomingMessage & { [PRISTINE]?: IncomingHttpHeaders };
+  // Never copied: every attempt replaces req.headers with a new object, so this one is never written to.
+  return (r[PRISTINE] ??= req.headers);
+}
+
 function requestHeaders(
   req: IncomingMessage, original: IncomingHttpHeaders, body: OutgoingBody, trusted: TrustedProxies,
 ): Record<string, string | string[]> {
-  const headers = stripHopByHop(original) as Record<string, string | string[]>;
+  const headers = copyEndToEnd(original, {}) as Record<string, string | string[]>;
   if (body.kind === 'buffered') {
     headers['content-length'] = String(body.bytes.length);
     // The whole body is already here; waiting for a 100 Continue would only add a round trip.
@@ -404,14 +436,14 @@ function requestHeaders(
     // Node re-chunks what we pipe; only the framing survives, not any codings.
     headers['transfer-encoding'] = 'chunked';
   }
-  return { ...headers, ...forwardedHeaders(req, original, 'http', trusted) };
+  return addForwardedHeaders(headers, req, original, 'http', trusted);
 }
 
 function upgradeHeaders(req: IncomingMessage, original: IncomingHttpHeaders, trusted: TrustedProxies): Record<string, string | string[]> {
-  const headers = stripHopByHop(original) as Record<string, string | string[]>;
+  const headers = copyEndToEnd(original, {}) as Record<string, string | string[]>;
   headers.connection = 'Upgrade';
   if (original.upgrade !== undefined) headers.upgrade = original.upgrade;
-  return { ...headers, ...forwardedHeaders(req, original, 'ws', trusted) };
+  return addForwardedHeaders(headers, req, original, 'ws', trusted);
 }
 
 /**
@@ -420,15 +452,14 @@ function upgradeHeaders(req: IncomingMessage, original: IncomingHttpHeaders, tru
  * X-Forwarded-For is a chain: detour starts it with the peer's address, or
  * appends the peer to the chain a trusted proxy sent.
  */
-function forwardedHeaders(
-  req: IncomingMessage, original: IncomingHttpHeaders, scheme: 'http' | 'ws', trusted: TrustedProxies,
-): Record<string, string> {
+function addForwardedHeaders(
+  headers: Record<string, string | string[]>, req: IncomingMessage, original: IncomingHttpHeaders,
+  scheme: 'http' | 'ws', trusted: TrustedProxies,
+): Record<string, string | string[]> {
   const encrypted = (req.socket as { encrypted?: boolean }).encrypted === true;
-  const headers: Record<string, string> = {
-    'x-forwarded-proto': encrypted ? `${scheme}s` : scheme,
-  };
+  headers['x-forwarded-proto'] = encrypted ? (scheme === 'http' ? 'https' : 'wss') : scheme;
   const host = original.host;
-  headers['x-forwarded-port'] = (host && /:(\d+)$/.exec(host)?.[1]) || (encrypted ? '443' : '80');
+  headers['x-forwarded-port'] = (host && portOf(host)) || (encrypted ? '443' : '80');
   if (host) headers['x-forwarded-host'] = host;
   const client = req.socket.remoteAddress;
   const prior = trusted(client) ? original['x-forwarded-for'] : undefined;
@@ -438,12 +469,48 @@ function forwardedHeaders(
   return headers;
 }
 
-function outgoingStream(body: OutgoingBody): Readable | undefined {
+/** The digits after the last `:` of a Host value (`example.com:8080` -> `8080`), or '' (`[::1]`, no port). */
+function portOf(host: string): string {
+  const colon = host.lastIndexOf(':');
+  if (colon === -1 || colon === host.length - 1) return '';
+  for (let i = colon + 1; i < host.length; i++) {
+    const c = host.charCodeAt(i);
+    if (c < 48 || c > 57) return '';
+  }
+  return host.slice(colon + 1);
+}
+
+/**
+ * What the library pipes into the upstream request (it only calls `pipe`):
+ * nothing, the held bytes, or (undefined) the client request itself. Not the
+ * client request for `none` and `buffered`: on a retry it has already ended,
+ * and piping an ended stream would never end the upstream request. A stand-in
+ * rather than a PassThrough per request: ending the upstream request is all
+ * there is to do.
+ */
+interface PipeSource {
+  pipe<T extends NodeJS.WritableStream>(destination: T): T;
+}
+
+const NO_BODY: PipeSource = {
+  pipe(destination) {
+    destination.end();
+    return destination;
+  },
+};
+
+function outgoingBody(body: OutgoingBody): PipeSource | undefined {
   switch (body.kind) {
-    // An explicit empty stream: on a retry the client request has already
-    // ended, and piping an ended stream would never end the upstream request.
-    case 'none': return new PassThrough().end();
-    case 'buffered': return new PassThrough().end(body.bytes);
+    case 'none': return NO_BODY;
+    case 'buffered': {
+      const bytes = body.bytes;
+      return {
+        pipe(destination) {
+          destination.end(bytes);
+          return destination;
+        },
+      };
+    }
     case 'stream': return body.stream;
   }
 }
@@ -469,14 +536,15 @@ function wrapResponse(proxyRes: IncomingMessage, res: ServerResponse, log: Logge
         res.end('detour: the site sent an invalid response\n');
         return;
       }
-      for (const [name, value] of Object.entries(stripHopByHop(proxyRes.headers))) {
+      const headers = stripHopByHop(proxyRes.headers);
+      for (const name in headers) {
         try {
-          if (value !== undefined) res.setHeader(name, value);
+          res.setHeader(name, headers[name]!);
         } catch (err) {
           log.debug({ err: describe(err), header: name }, 'proxy: dropped an invalid response header');
         }
       }
-      for (const [name, value] of Object.entries(extraHeaders)) res.setHeader(name, value);
+      for (const name in extraHeaders) res.setHeader(name, extraHeaders[name]!);
       let done = false;
       const broken = (failure: BodyFailure): void => {
         done = true;

@@ -16,6 +16,8 @@ export type ReadBody =
   /** More than the limit (413). */
   | { readonly kind: 'too_large' };
 
+const NO_BODY: ReadBody = Object.freeze({ kind: 'none' });
+
 /** True when the body can be sent again on a retry. */
 export function isReplayable(body: OutgoingBody): boolean {
   return body.kind === 'none' || body.kind === 'buffered';
@@ -31,7 +33,7 @@ export function readRequestBody(
 ): Promise<ReadBody> {
   const length = contentLength(req);
   const chunked = req.headers['transfer-encoding'] !== undefined;
-  if (!chunked && (length === undefined || length === 0)) return Promise.resolve({ kind: 'none' });
+  if (!chunked && (length === undefined || length === 0)) return Promise.resolve(NO_BODY);
   if (!chunked && length !== undefined && length > limitBytes) return Promise.resolve({ kind: 'too_large' });
   // A declared length above the limit: do not hold anything, stream it all.
   if (!chunked && length !== undefined && length > maxBytes) return Promise.resolve({ kind: 'stream' });

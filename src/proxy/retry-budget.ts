@@ -69,7 +69,8 @@ class SlidingCounts {
 }
 
 export class RetryBudget {
-  private readonly windows = new Map<string, SlidingCounts>();
+  /** route -> site -> counts: nested, so counting a request builds no key string. */
+  private readonly windows = new Map<string, Map<string, SlidingCounts>>();
 
   /** An attempt of `route` was sent to `site`. */
   sent(route: string, site: string, nowMs: number): void {
@@ -90,25 +91,22 @@ export class RetryBudget {
   }
 
   counts(route: string, site: string, nowMs: number): BudgetCounts {
-    return this.windows.get(key(route, site))?.totals(nowMs) ?? { requests: 0, retries: 0 };
+    return this.windows.get(route)?.get(site)?.totals(nowMs) ?? { requests: 0, retries: 0 };
   }
 
   /** Forget routes and sites that a reload removed. */
   retain(isKept: (route: string, site: string) => boolean): void {
-    for (const k of this.windows.keys()) {
-      const [route = '', site = ''] = k.split('\u0000');
-      if (!isKept(route, site)) this.windows.delete(k);
+    for (const [route, sites] of this.windows) {
+      for (const site of sites.keys()) if (!isKept(route, site)) sites.delete(site);
+      if (sites.size === 0) this.windows.delete(route);
     }
   }
 
   private window(route: string, site: string): SlidingCounts {
-    const k = key(route, site);
-    let w = this.windows.get(k);
-    if (!w) this.windows.set(k, (w = new SlidingCounts()));
+    let sites = this.windows.get(route);
+    if (!sites) this.windows.set(route, (sites = new Map()));
+    let w = sites.get(site);
+    if (!w) sites.set(site, (w = new SlidingCounts()));
     return w;
   }
-}
-
-function key(route: string, site: string): string {
-  return `${route}\u0000${site}`;
 }

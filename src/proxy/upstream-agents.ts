@@ -20,13 +20,21 @@ export interface AgentLimits {
   readonly freeSocketTimeoutMs?: number;
 }
 
-export const defaultAgentLimits: Required<AgentLimits> = { maxSockets: Infinity, maxFreeSockets: 64, freeSocketTimeoutMs: 4000 };
+/**
+ * Idle connections kept per site: as many as a busy listener has requests in
+ * flight at once (256 client connections each waiting on the site), so a
+ * burst does not close connections it will open again a moment later; the
+ * idle timeout still closes them once the load is gone.
+ */
+export const defaultAgentLimits: Required<AgentLimits> = { maxSockets: Infinity, maxFreeSockets: 256, freeSocketTimeoutMs: 4000 };
 
 export class UpstreamAgents {
   private readonly pooled = new Map<string, http.Agent>();
   private readonly fresh = new Map<string, http.Agent>();
   /** Trust each origin's agents were made with; new trust (a reload rotated a CA) retires them. */
   private readonly trust = new Map<string, string>();
+  /** Site URL -> origin, so a request does not parse its site's URL again. */
+  private readonly origins = new Map<string, string>();
   private readonly limits: Required<AgentLimits>;
 
   constructor(limits: AgentLimits = defaultAgentLimits) {
@@ -65,6 +73,7 @@ export class UpstreamAgents {
       const origin = originOf(url);
       if (origin !== undefined) keep.add(origin);
     }
+    this.origins.clear();
     const dropped = new Set<string>();
     for (const map of [this.pooled, this.fresh]) {
       for (const [origin, agent] of map) {
@@ -83,10 +92,12 @@ export class UpstreamAgents {
     this.pooled.clear();
     this.fresh.clear();
     this.trust.clear();
+    this.origins.clear();
   }
 
   private agentIn(map: Map<string, http.Agent>, siteUrl: string, tls: ClientTls | undefined, options: http.AgentOptions): http.Agent {
-    const origin = new URL(siteUrl).origin;
+    let origin = this.origins.get(siteUrl);
+    if (origin === undefined) this.origins.set(siteUrl, (origin = new URL(siteUrl).origin));
     const trustId = tls?.id ?? '';
     if ((this.trust.get(origin) ?? '') !== trustId) {
       // Connections made under the old trust must not be reused under the new one.

@@ -5,18 +5,30 @@ import type { RouteDecision } from './route-table.js';
 
 /** A site drawn by weight; null when nothing has a positive weight (the route cannot serve). */
 export function pickSite(decision: Pick<RouteDecision, 'weights'>, random: () => number): string | null {
-  const usable = decision.weights.filter((w) => w.weight > 0 && Number.isFinite(w.weight));
-  if (usable.length === 0) return null;
-  if (usable.length === 1) return usable[0]!.site;
-  const total = usable.reduce((sum, w) => sum + w.weight, 0);
+  // Two passes over the weights instead of a filtered copy: this runs for every request.
+  let total = 0;
+  let only: string | null = null;
+  let usable = 0;
+  for (const w of decision.weights) {
+    if (!isUsable(w.weight)) continue;
+    usable++;
+    total += w.weight;
+    only = w.site;
+  }
+  if (usable <= 1) return only;
   // Clamp so a random source returning exactly 1 (or garbage) still lands on a site.
   const r = Math.min(Math.max(random(), 0), 1 - Number.EPSILON) * total;
   let acc = 0;
-  for (const w of usable) {
+  for (const w of decision.weights) {
+    if (!isUsable(w.weight)) continue;
     acc += w.weight;
     if (r < acc) return w.site;
   }
-  return usable[usable.length - 1]!.site;
+  return only;
+}
+
+function isUsable(weight: number): boolean {
+  return weight > 0 && Number.isFinite(weight);
 }
 
 /** The first eligible site (preference order) this request has not tried yet. */

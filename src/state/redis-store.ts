@@ -12,10 +12,11 @@
 // epoch key tells that apart from an operator's change: when it differs from
 // the one last read, the last confirmed drains, pins and approvals are written
 // again, so a restarted Redis never undrains a building (see findLostOps).
-import { Redis, type RedisOptions } from 'ioredis';
+import type { Redis, RedisOptions } from 'ioredis';
 import type { Logger } from '../logger.js';
 import type { ReplicaVerdict, SharedState, StateOp, StateStore } from './state-store.js';
 import { createReplicaId } from './replica-id.js';
+import { createRedisClient, type RedisTarget } from './redis-connection.js';
 import {
   applyStoredOp, composeSnapshot, emptyStoredState, findLostOps, findStale, type StoredState,
 } from './stored-state.js';
@@ -24,9 +25,8 @@ import {
   type ExecResult, type RedisKeys,
 } from './redis-layout.js';
 
-export interface RedisStoreOptions {
-  /** redis:// or rediss:// URL. */
-  readonly url: string;
+/** url (redis:// or rediss://), and optionally Sentinel and TLS trust (see redis-connection.ts). */
+export interface RedisStoreOptions extends RedisTarget {
   readonly logger: Logger;
   /** Default "detour:". */
   readonly keyPrefix?: string;
@@ -126,8 +126,8 @@ export class RedisStore implements StateStore {
       autoResubscribe: false,
       connectionName: `detour:${this.replicaId.replace(/[^\w.:-]/g, '_')}:${role}`,
     });
-    this.#cmd = new Redis(opts.url, connection('cmd'));
-    this.#sub = new Redis(opts.url, connection('sub'));
+    this.#cmd = createRedisClient(opts, connection('cmd'));
+    this.#sub = createRedisClient(opts, connection('sub'));
     this.#snapshot = this.#compose();
     this.#snapshotKey = JSON.stringify(this.#snapshot);
     this.#listen();

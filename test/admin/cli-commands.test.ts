@@ -67,6 +67,7 @@ t.test('mutations succeed with the token from the environment', async (t) => {
   const cases: Array<{ args: string[]; call: { method: string; args: unknown[] }; out: RegExp }> = [
     { args: ['drain', '--building', 'gedung-cyber-1'], call: { method: 'drain', args: [{ kind: 'building', name: 'gedung-cyber-1' }] }, out: /^drained building gedung-cyber-1\n$/ },
     { args: ['drain', '--site', 'cyber1'], call: { method: 'drain', args: [{ kind: 'site', name: 'cyber1' }] }, out: /^drained site cyber1\n$/ },
+    { args: ['drain', '--site', 'cyber1', '--force'], call: { method: 'drain', args: [{ kind: 'site', name: 'cyber1' }, { force: true }] }, out: /^drained site cyber1\n$/ },
     { args: ['undrain', '--building', 'gedung-cyber-1'], call: { method: 'undrain', args: [{ kind: 'building', name: 'gedung-cyber-1' }] }, out: /^undrained building/ },
     { args: ['undrain', '--site', 'cyber1'], call: { method: 'undrain', args: [{ kind: 'site', name: 'cyber1' }] }, out: /^undrained site/ },
     { args: ['pin', 'border control', 'dr'], call: { method: 'pin', args: ['border control', 'dr'] }, out: /^route border control pinned to dr\n$/ },
@@ -179,4 +180,12 @@ t.test('formatStatus shows ages, pins, blocks and empty sections', async (t) => 
   t.match(text, /passport: failback blocked \(priority\): waiting for priority 1 routes/);
   t.match(text, /SITES\n  \(none\)/);
   t.match(text, /RECENT EVENTS \(0 of 0\)\n  \(none\)/);
+});
+
+t.test('formatStatus lists warnings (a policy drain that empties a route) only when there are some', async (t) => {
+  const doc = sampleStatus();
+  const nowMs = Date.parse(doc.routes[0]!.since);
+  t.notMatch(formatStatus(doc, nowMs), /WARNINGS/);
+  const text = formatStatus({ ...doc, warnings: ["the policy file's drain: leaves route ceir with no eligible site (applied anyway: the file wins)"] }, nowMs);
+  t.match(text, /\nWARNINGS\n  the policy file's drain: leaves route ceir with no eligible site/);
 });

@@ -39,8 +39,8 @@ export function createFakeControl(): FakeControl {
       record('metrics', []);
       return { contentType: 'text/plain; version=0.0.4; charset=utf-8', body: '# HELP detour_site_up up\ndetour_site_up{site="cyber1",building="gedung-cyber-1"} 0\n' };
     },
-    async drain(target) {
-      record('drain', [target]);
+    async drain(target, opts) {
+      record('drain', opts === undefined ? [target] : [target, opts]);
       return knownTarget(target) ?? ok(`drained ${target.kind} ${target.name}`);
     },
     async undrain(target) {

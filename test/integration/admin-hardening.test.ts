@@ -78,8 +78,12 @@ t.test('admin over HTTPS with a token file, publicRead: false, brute force limit
   t.equal((await call(admin, trust, 'GET', '/status', { token: 'first-token-1234', from: '127.0.0.2' })).status, 429, 'reads behind the token too');
   t.equal(gateway.control.status().drains.sites.length, 0, 'nothing was drained');
 
-  // The operator at 127.0.0.1 is not affected.
-  const drained = await call(admin, trust, 'POST', '/drain', { token: 'first-token-1234', body: { site: 'app' } });
+  // The operator at 127.0.0.1 is not affected. Draining the route's only site
+  // empties it: refused unless forced (the drain safety rule), and audited so.
+  const refused = await call(admin, trust, 'POST', '/drain', { token: 'first-token-1234', body: { site: 'app' } });
+  t.equal(refused.status, 409);
+  t.match(refused.json.error, /leave route app with no eligible site/);
+  const drained = await call(admin, trust, 'POST', '/drain', { token: 'first-token-1234', body: { site: 'app', force: true } });
   t.equal(drained.status, 200);
   t.equal((await call(admin, trust, 'DELETE', '/drain', { token: 'first-token-1234', body: { site: 'app' } })).status, 200);
 
@@ -94,7 +98,8 @@ t.test('admin over HTTPS with a token file, publicRead: false, brute force limit
   const brief = audit.map((a) => [a.source, a.action, a.target, a.result, a.status]);
   t.same(brief, [
     ...[0, 1, 2, 3, 4].map(() => ['127.0.0.2', 'drain', '/drain', 'refused', 403]),
-    ['127.0.0.1', 'drain', 'site app', 'ok', 200],
+    ['127.0.0.1', 'drain', 'site app', 'failed', 409],
+    ['127.0.0.1', 'drain', 'site app (forced)', 'ok', 200],
     ['127.0.0.1', 'undrain', 'site app', 'ok', 200],
     ['127.0.0.1', 'reload', 'policy', 'ok', 200],
     ['127.0.0.3', 'pin', '/routes/app/pin', 'refused', 403],

@@ -69,3 +69,47 @@ t.test('normaliseHost', async (t) => {
   ];
   for (const [input, expected] of cases) t.equal(normaliseHost(input), expected, input);
 });
+
+t.test('the host index keeps file order across exact, wildcard and host-less routes', async (t) => {
+  // Interleaved on purpose: a host-less or wildcard route listed before an exact one wins for that host.
+  const interleaved = testPolicy({
+    sites: [{ name: 'a', url: 'http://127.0.0.1:1' }],
+    routes: [
+      { name: 'early-docs', sites: ['a'], match: { pathPrefix: '/docs' } },
+      { name: 'wild-api', sites: ['a'], match: { host: '*.example.test', pathPrefix: '/api' } },
+      { name: 'exact', sites: ['a'], match: { host: 'shop.example.test' } },
+      { name: 'Upper', sites: ['a'], match: { host: 'UPPER.example.test', pathPrefix: '/u' } },
+      { name: 'late-all', sites: ['a'], match: { pathPrefix: '/' } },
+    ],
+  });
+  const cases: Array<[string | undefined, string, string]> = [
+    ['shop.example.test', '/docs/x', 'early-docs'],
+    ['shop.example.test', '/api/v1', 'wild-api'],
+    ['shop.example.test', '/cart', 'exact'],
+    ['upper.example.test', '/u/1', 'Upper'],
+    ['upper.example.test', '/api', 'wild-api'],
+    ['upper.example.test', '/x', 'late-all'],
+    ['other.example.test', '/api', 'wild-api'],
+    ['other.example.test', '/x', 'late-all'],
+    ['example.test', '/api', 'late-all'],
+    [undefined, '/api', 'late-all'],
+    ['', '/docs', 'early-docs'],
+  ];
+  for (const [host, path, expected] of cases) {
+    t.equal(matchRoute(interleaved, host, path)?.name, expected, `${host ?? '(no host)'} ${path} -> ${expected}`);
+  }
+});
+
+t.test('10,000 routes over 1,000 hosts: the right route, first in file order', async (t) => {
+  const routes = [];
+  for (let h = 0; h < 1000; h++) {
+    for (let r = 0; r < 10; r++) {
+      routes.push({ name: `h${h}-r${r}`, sites: ['a'], match: { host: `h${h}.example.test`, pathPrefix: r === 9 ? '/' : `/p${r}` } });
+    }
+  }
+  const big = testPolicy({ sites: [{ name: 'a', url: 'http://127.0.0.1:1' }], routes });
+  t.equal(matchRoute(big, 'h0.example.test', '/p3/x')?.name, 'h0-r3');
+  t.equal(matchRoute(big, 'h999.example.test', '/p0')?.name, 'h999-r0');
+  t.equal(matchRoute(big, 'H512.example.test:80', '/nothing')?.name, 'h512-r9');
+  t.equal(matchRoute(big, 'h1000.example.test', '/'), undefined, 'a host no route names');
+});
