@@ -55,7 +55,9 @@ export class OpenLoad {
     const method = (n * 7919) % 100 < this.postShare * 100 ? 'POST' : 'GET';
     const id = `c${n}`;
     const body = method === 'POST' ? JSON.stringify({ id }) : undefined;
-    const rec = { id, route: route.name, method, replica: target.name, startMs: Date.now(), latencyMs: null, status: null, site: null, error: null };
+    // connectedMs: when the connection the request went on was opened (a pooled one, earlier).
+    const rec = { id, route: route.name, method, replica: target.name, startMs: Date.now(), latencyMs: null, status: null, site: null, error: null, connectedMs: null };
+    let socket = null;
     this.records.push(rec);
     const p = new Promise((resolve) => {
       const done = (status, site, error) => {
@@ -64,6 +66,7 @@ export class OpenLoad {
         rec.status = status;
         rec.site = site;
         rec.error = error;
+        rec.connectedMs = Number.isFinite(socket?.chaosConnectedMs) ? socket.chaosConnectedMs : null;
         resolve();
       };
       const req = http.request(`${target.url}${route.pathPrefix}/item/${n}`, {
@@ -74,6 +77,13 @@ export class OpenLoad {
         res.on('end', () => done(res.statusCode, res.headers['x-detour-site'] ?? null, null));
         res.on('error', (err) => done(res.statusCode, res.headers['x-detour-site'] ?? null, `response: ${err.code ?? err.message}`));
         res.on('aborted', () => done(res.statusCode, res.headers['x-detour-site'] ?? null, 'response aborted'));
+      });
+      req.on('socket', (s) => {
+        socket = s;
+        if (s.chaosConnectedMs === undefined) {
+          s.chaosConnectedMs = Infinity;
+          s.once('connect', () => { s.chaosConnectedMs = Date.now(); });
+        }
       });
       req.setTimeout(this.timeoutMs, () => req.destroy(new Error('client timeout')));
       req.on('error', (err) => done(null, null, err.code ?? err.message));

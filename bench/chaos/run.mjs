@@ -4,7 +4,7 @@
 // open-loop load; one table per run, JSON beside it, exit 1 when a must-be-0
 // column is not 0 or a scenario's own check fails.
 //
-//   npm run chaos                      short: every scenario once, 5 s of load at 40 req/s
+//   npm run chaos                      short: every scenario once, 6 s of load at 40 req/s (a scenario's shortMs if it has one)
 //   npm run chaos -- --full            3 repetitions, 15 s each at 80 req/s
 //   npm run soak [-- minutes]          10 min: a failover every minute, a reload every 30 s; RSS, heap, fds, loop p99 flat
 //   npm run soak -- --random           the older soak: a seeded random fault every 20 s
@@ -52,7 +52,9 @@ if (mode === 'soak') {
   for (let rep = 0; rep < repeat; rep++) {
     for (const s of chosen) {
       const t0 = Date.now();
-      const row = await runScenario(s, { rate, ms: Math.max(seconds * 1000, s.minMs ?? 0) });
+      // shortMs: a scenario's own length in the short run (its lab starts slower: worker processes).
+      const ms = mode === 'short' && values.seconds === undefined && s.shortMs ? s.shortMs : seconds * 1000;
+      const row = await runScenario(s, { rate, ms: Math.max(ms, s.minMs ?? 0) });
       row.repetition = rep + 1;
       row.seconds = (Date.now() - t0) / 1000;
       rows.push(row);
@@ -73,7 +75,7 @@ if (mode === 'soak') {
 async function runScenario(s, { rate, ms }) {
   let lab;
   try {
-    lab = await Lab.start({ replicas: s.replicas ?? 1, fdLimit: s.fdLimit, rate });
+    lab = await Lab.start({ replicas: s.replicas ?? 1, fdLimit: s.fdLimit, rate, workers: s.workers });
     lab.begin();
     const done = Promise.resolve(s.run(lab, ms));
     await done;
