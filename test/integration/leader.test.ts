@@ -5,6 +5,8 @@
 // Redis is killed mid-ramp, on purpose.
 import t, { type Test } from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -61,6 +63,22 @@ async function admin(r: Replica, method: string, path: string, body: unknown): P
 const epochsAt = (site: FakeSite, fromIndex = 0) => site.requests.slice(fromIndex).map((r) => Number(r.headers['x-detour-epoch']));
 const all = <T>(rs: Replica[], f: (r: Replica) => Promise<T>) => Promise.all(rs.map(f));
 
+/** A webhook receiver on port 0: what the replicas sent, in arrival order. */
+async function startReceiver(t: Test): Promise<{ url: string; received: Array<{ type: string; from?: string | null; to?: string | null }> }> {
+  const received: Array<{ type: string; from?: string | null; to?: string | null }> = [];
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      received.push(JSON.parse(Buffer.concat(chunks).toString()) as { type: string });
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  t.teardown(() => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, received };
+}
+
 t.test('three replicas, one leader, one decision, fenced by epoch', async (t) => {
   const redis = await startRedis(t);
   const sites = {
@@ -69,6 +87,9 @@ t.test('three replicas, one leader, one decision, fenced by epoch', async (t) =>
     dr: await startFakeSite({ name: 'dr' }),
   };
   for (const s of Object.values(sites)) t.teardown(() => s.close());
+  const receiver = await startReceiver(t);
+  // A route settling onto its first site at start (nowhere -> cyber1) on a loaded machine is not part of this story.
+  const moves = (type: string) => receiver.received.filter((e) => e.type === type && (e.from ?? null) !== null).length;
   const file = join(t.testdir({}), 'policy.yaml');
   const health = '{ interval: 100ms, timeout: 1s, rise: 2, fall: 2 }';
   await writeFile(file, `listen: { host: 127.0.0.1, port: 0 }
@@ -83,6 +104,9 @@ routes:
     failback: { holdDown: 1s, ramp: [20, 50, 100], step: ${STEP_MS}ms }
 state:
   redis: { url: "\${REDIS_URL}", keyPrefix: "leader${process.pid}:" }
+notify:
+  webhooks:
+    - { url: "${receiver.url}", timeout: 2s, retries: 2 }
 `);
   const replicas: Replica[] = [];
   for (let i = 0; i < 3; i++) replicas.push(await startReplica(t, file, `replica-${i}`, redis.url));
@@ -112,6 +136,7 @@ state:
   await waitFor(async () => new Set((await all(replicas, status)).map((d) => d.epoch)).size === 1, { timeoutMs: 5000, message: 'one epoch again' });
   const epoch2 = (await status(replicas[0]!)).epoch;
   t.ok(epoch2 > epoch1, `failover moved the epoch (${epoch1} -> ${epoch2})`);
+  await waitFor(() => moves('failedOver') >= 1, { timeoutMs: 5000, message: 'the failover is notified' });
   for (const r of replicas) await request(`${r.proxyUrl}/x`, undefined);
   t.same(epochsAt(sites.serpong), [epoch2, epoch2, epoch2]);
 
@@ -166,6 +191,11 @@ state:
   t.equal(failed.length, 0, `zero failed client requests on the survivors (${loads.reduce((n, l) => n + l.outcomes.length, 0)} sent): ${JSON.stringify(failed.slice(0, 3))}`);
   const epoch3 = (await status(survivors[0]!)).epoch;
   t.ok(epoch3 > epoch2, `the epoch grew across the leader change (${epoch2} -> ${epoch3})`);
+  // Three replicas, one failover and one failback (finished by the new leader): one webhook each.
+  await waitFor(() => moves('failedBack') >= 1, { timeoutMs: 5000, message: 'the failback is notified' });
+  await new Promise((r) => setTimeout(r, 1000)); // room for a duplicate to arrive, were there one
+  t.equal(moves('failedOver'), 1, 'exactly one failedOver webhook for the failover, from three replicas');
+  t.equal(moves('failedBack'), 1, 'exactly one failedBack webhook, across the leader change');
 
   // --- Redis killed mid-ramp: everyone serves, nobody touches a drained building
   await sites.cyber1.kill();
