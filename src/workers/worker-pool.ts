@@ -13,9 +13,14 @@
 //  - a worker that dies is replaced at once, from the current table; its death
 //    is an event (workerExited) and a count (detour_worker_restarts_total).
 //
-// The listen port is shared through the cluster module: with the default
-// round-robin scheduling the primary accepts connections and hands them to
-// workers in turn (NODE_CLUSTER_SCHED_POLICY=none leaves it to the kernel).
+// The listen port is shared through the cluster module, and each worker
+// accepts its own connections from the shared socket (SCHED_NONE), unless
+// NODE_CLUSTER_SCHED_POLICY=rr asks otherwise. Node's default round-robin has
+// the primary accept and hand each connection to a worker, and a worker killed
+// before it took its hand-off leaves that connection open and unread forever
+// (the chaos suite's "a worker killed"; bench/chaos/cluster-rr-hang.cjs shows it
+// without detour). With SCHED_NONE the kernel spreads connections, less evenly,
+// and a connection the dead worker had accepted is reset, not left hanging.
 import cluster, { type Worker } from 'node:cluster';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -92,6 +97,8 @@ export class WorkerPool implements DataPlane {
   async start(table: RouteTable): Promise<{ readonly address: AddressInfo; readonly isTls: boolean }> {
     this.#adopt(table);
     const here = fileURLToPath(import.meta.url);
+    // Frozen by the first setupPrimary() or fork(): set before either.
+    if (process.env.NODE_CLUSTER_SCHED_POLICY !== 'rr') cluster.schedulingPolicy = cluster.SCHED_NONE;
     cluster.setupPrimary({
       exec: this.#opts.program?.exec ?? here.replace(/worker-pool(\.[cm]?[jt]s)$/, `worker-main${extname(here)}`),
       ...(this.#opts.program?.execArgv ? { execArgv: [...this.#opts.program.execArgv] } : {}),
