@@ -22,17 +22,30 @@ const checkWorkers = async (lab, asked) => {
   lab.check(`${want} workers serving`, w?.count === want && w.workers.every((x) => x.state === 'serving'), JSON.stringify(w?.workers.map((x) => [x.pid, x.state])));
 };
 
+/** a1 and a2 (building A) killed at 20 % of the run, healed at 70 %. */
+async function siteKilled(lab, ms) {
+  await until(lab, ms, 0.2);
+  await lab.fault('a1', 'killed');
+  await lab.fault('a2', 'killed');
+  await until(lab, ms, 0.7);
+  await lab.heal('a1');
+  await lab.heal('a2');
+}
+
+/** Building A drained at 20 %, undrained at 60 %; traffic must be back on it by the end. */
+async function buildingDrained(lab, ms) {
+  await until(lab, ms, 0.2);
+  await lab.drain({ building: 'A' });
+  await until(lab, ms, 0.6);
+  await lab.undrain({ building: 'A' });
+  await until(lab, ms, 0.95);
+  lab.check('traffic back on A after undrain', lab.site('a1').arrivals.some((a) => a.atMs > lab.drains[0].toMs));
+}
+
 export const scenarios = [
   {
     name: 'site killed',
-    async run(lab, ms) {
-      await until(lab, ms, 0.2);
-      await lab.fault('a1', 'killed');
-      await lab.fault('a2', 'killed');
-      await until(lab, ms, 0.7);
-      await lab.heal('a1');
-      await lab.heal('a2');
-    },
+    run: siteKilled,
   },
   {
     name: 'site hung',
@@ -99,14 +112,7 @@ export const scenarios = [
   },
   {
     name: 'building drained, undrained',
-    async run(lab, ms) {
-      await until(lab, ms, 0.2);
-      await lab.drain({ building: 'A' });
-      await until(lab, ms, 0.6);
-      await lab.undrain({ building: 'A' });
-      await until(lab, ms, 0.95);
-      lab.check('traffic back on A after undrain', lab.site('a1').arrivals.some((a) => a.atMs > lab.drains[0].toMs));
-    },
+    run: buildingDrained,
   },
   {
     name: 'integrity mismatch in failback',
@@ -293,12 +299,7 @@ export const scenarios = [
     shortMs: 4500, // its lab starts ~1 s slower (worker processes); keeps the short run near 2.5 min
     async run(lab, ms) {
       await checkWorkers(lab, 'auto');
-      await until(lab, ms, 0.2);
-      await lab.fault('a1', 'killed');
-      await lab.fault('a2', 'killed');
-      await until(lab, ms, 0.7);
-      await lab.heal('a1');
-      await lab.heal('a2');
+      await siteKilled(lab, ms);
     },
   },
   {
@@ -309,12 +310,7 @@ export const scenarios = [
     workers: 'auto',
     async run(lab, ms) {
       await checkWorkers(lab, 'auto');
-      await until(lab, ms, 0.2);
-      await lab.drain({ building: 'A' });
-      await until(lab, ms, 0.6);
-      await lab.undrain({ building: 'A' });
-      await until(lab, ms, 0.95);
-      lab.check('traffic back on A after undrain', lab.site('a1').arrivals.some((a) => a.atMs > lab.drains[0].toMs));
+      await buildingDrained(lab, ms);
     },
   },
   {

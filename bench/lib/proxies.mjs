@@ -16,11 +16,11 @@
 // be installed is reported as "n/a", not faked.
 import { execFileSync, fork, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import http from 'node:http';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../chaos/processes.mjs';
 
 export const root = fileURLToPath(new URL('../..', import.meta.url));
 // DETOUR_BENCH_CLI: another build's dist/cli.js, to compare before and after a change in one run.
@@ -46,16 +46,7 @@ export const HEALTH = {
   fast: { intervalMs: 250, timeoutMs: 500, fall: 2, rise: 2, holdDownMs: 1000, connectMs: 500, responseMs: 2000 },
 };
 
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 function has(command) {
   return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0;
