@@ -65,7 +65,10 @@ t.test('primary hangs (accepts, never answers): zero failed GETs, nobody waits p
   const detectionMs = fastHealth.fall * (fastHealth.intervalMs + fastHealth.timeoutMs);
   const worst = Math.max(...load.outcomes.filter((o) => o.startedMs >= hungAt - 50).map((o) => o.latencyMs));
   t.ok(worst < detectionMs + 600, `worst latency ${worst} ms is about the detection time (${detectionMs} ms), not the 2000 ms timeout`);
-  const caught = load.outcomes.filter((o) => o.startedMs >= hungAt && o.latencyMs > fastHealth.intervalMs);
+  // In flight when the hang began counts: on a quick machine all 8 workers are
+  // mid-request at that instant, and every request started after it is already
+  // on serpong by the time it is sent.
+  const caught = load.outcomes.filter((o) => o.startedMs >= hungAt - 50 && o.latencyMs > fastHealth.intervalMs);
   t.ok(caught.length > 0, `${caught.length} requests really were caught by the hang and re-sent`);
 });
 
