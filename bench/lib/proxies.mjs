@@ -249,17 +249,7 @@ http {
   }
 }
 `);
-  const child = spawn(bin, ['-p', prefix, '-e', join(prefix, 'error.log'), '-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
-  children.add(child.pid);
-  let stderr = '';
-  child.stderr.on('data', (c) => { stderr = (stderr + c).slice(-4000); });
-  const url = `http://127.0.0.1:${port}/`;
-  try {
-    await waitHttp(url, 15_000);
-  } catch (err) {
-    throw new Error(`nginx did not start: ${err.message}\n${stderr}`);
-  }
-  return { name: 'nginx', pid: child.pid, url, stop: () => killPid(child.pid, 'SIGTERM') };
+  return startProxyProcess('nginx', bin, ['-p', prefix, '-e', join(prefix, 'error.log'), '-c', conf], port);
 }
 
 export async function startHaproxy(bin, dir, primary, backup, health = HEALTH.steady) {
@@ -292,7 +282,12 @@ backend app
   server primary 127.0.0.1:${primary.port} check
   server backup 127.0.0.1:${backup.port} check backup
 `);
-  const child = spawn(bin, ['-db', '-f', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+  return startProxyProcess('haproxy', bin, ['-db', '-f', conf], port);
+}
+
+/** Start a proxy binary in the foreground on `port`, wait until it answers, stop it by PID. */
+async function startProxyProcess(name, bin, args, port) {
+  const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   children.add(child.pid);
   let stderr = '';
   child.stderr.on('data', (c) => { stderr = (stderr + c).slice(-4000); });
@@ -300,9 +295,9 @@ backend app
   try {
     await waitHttp(url, 15_000);
   } catch (err) {
-    throw new Error(`haproxy did not start: ${err.message}\n${stderr}`);
+    throw new Error(`${name} did not start: ${err.message}\n${stderr}`);
   }
-  return { name: 'haproxy', pid: child.pid, url, stop: () => killPid(child.pid, 'SIGTERM') };
+  return { name, pid: child.pid, url, stop: () => killPid(child.pid, 'SIGTERM') };
 }
 
 /** Kill one PID and wait (bounded) for it to be gone. */
