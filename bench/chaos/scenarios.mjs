@@ -22,15 +22,24 @@ const checkWorkers = async (lab, asked) => {
   lab.check(`${want} workers serving`, w?.count === want && w.workers.every((x) => x.state === 'serving'), JSON.stringify(w?.workers.map((x) => [x.pid, x.state])));
 };
 
-/** a1 and a2 (building A) killed at 20 % of the run, healed at 70 %. */
-async function siteKilled(lab, ms) {
+/**
+ * Building A's sites (a1, a2) both get `fault` at 20 % of the run and are healed
+ * at 70 %; a2 with its own options (e.g. `scope: 'traffic'`: it still answers
+ * its probes). Resolves with when the faults began.
+ */
+async function faultBuildingA(lab, ms, fault, a1Options, a2Options = a1Options) {
   await until(lab, ms, 0.2);
-  await lab.fault('a1', 'killed');
-  await lab.fault('a2', 'killed');
+  await lab.fault('a1', fault, a1Options);
+  await lab.fault('a2', fault, a2Options);
+  const from = Date.now();
   await until(lab, ms, 0.7);
   await lab.heal('a1');
   await lab.heal('a2');
+  return from;
 }
+
+/** a1 and a2 (building A) killed at 20 % of the run, healed at 70 %. */
+const siteKilled = (lab, ms) => faultBuildingA(lab, ms, 'killed');
 
 /** Building A drained at 20 %, undrained at 60 %; traffic must be back on it by the end. */
 async function buildingDrained(lab, ms) {
@@ -50,24 +59,13 @@ export const scenarios = [
   {
     name: 'site hung',
     async run(lab, ms) {
-      await until(lab, ms, 0.2);
-      await lab.fault('a1', 'hang');
-      await lab.fault('a2', 'hang');
-      await until(lab, ms, 0.7);
-      await lab.heal('a1');
-      await lab.heal('a2');
+      await faultBuildingA(lab, ms, 'hang');
     },
   },
   {
     name: '5xx storm',
     async run(lab, ms) {
-      await until(lab, ms, 0.2);
-      await lab.fault('a1', '5xx');
-      await lab.fault('a2', '5xx', { scope: 'traffic' });
-      const from = Date.now();
-      await until(lab, ms, 0.7);
-      await lab.heal('a1');
-      await lab.heal('a2');
+      const from = await faultBuildingA(lab, ms, '5xx', undefined, { scope: 'traffic' });
       // a2 answers its probes while failing all traffic: probes vouch for it, so
       // it stays up (no client can take a site down, issue 11) and re-sends off it
       // are capped by its retry budget (20% of its requests, issue 12). a1, down
@@ -78,13 +76,8 @@ export const scenarios = [
   {
     name: 'slow (2x response timeout)',
     async run(lab, ms) {
-      await until(lab, ms, 0.2);
-      await lab.fault('a1', 'slow', { delayMs: 2 * TIMING.responseMs });
-      await lab.fault('a2', 'slow', { delayMs: 2 * TIMING.responseMs, scope: 'traffic' });
-      const from = Date.now();
-      await until(lab, ms, 0.7);
-      await lab.heal('a1');
-      await lab.heal('a2');
+      const delayMs = 2 * TIMING.responseMs;
+      const from = await faultBuildingA(lab, ms, 'slow', { delayMs }, { delayMs, scope: 'traffic' });
       // As in the 5xx storm: a2 answers its probes, so it stays up and re-sends
       // of its timed-out requests are capped by its retry budget; a1's are not excused.
       lab.excuse(from, Date.now() + 2 * TIMING.responseMs, 'a2 answers its probes: re-sends off it capped by retry.budget', 'a2');
@@ -102,12 +95,7 @@ export const scenarios = [
   {
     name: 'TCP reset mid-body',
     async run(lab, ms) {
-      await until(lab, ms, 0.2);
-      await lab.fault('a1', 'cut');
-      await lab.fault('a2', 'cut', { scope: 'traffic' });
-      await until(lab, ms, 0.7);
-      await lab.heal('a1');
-      await lab.heal('a2');
+      await faultBuildingA(lab, ms, 'cut', undefined, { scope: 'traffic' });
     },
   },
   {
