@@ -103,7 +103,7 @@ export function decideRoutes(inputs: DecisionInputs): RouteTable {
   const wake = nextWake(index, routes, inputs);
   // A ramp that just finished on a second choice while the first is up: its
   // failback to the first starts with the next decision, not with the next input.
-  const better = routes.some((d) => hasBetter(index.routes.get(d.name)!, d));
+  const better = routes.some((d) => d.state === 'failed-over' && hasBetter(index.routes.get(d.name)!, d));
   const table: RouteTable = {
     version: (prev?.version ?? 0) + 1,
     computedAtMs: nowMs,
