@@ -5,7 +5,6 @@
 // preferred sites (a1 for api, a2 for batch) unless said otherwise.
 //
 // `workers: N | auto` scenarios set `workers` (put in the policy by Lab.start).
-// Not covered yet: leader failover (one more entry with `replicas: 3`).
 import { unlinkSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { availableParallelism } from 'node:os';
@@ -275,6 +274,37 @@ export const scenarios = [
       await until(lab, ms, 0.3);
       await lab.killReplica(2);
       await until(lab, ms, 0.5);
+      await lab.fault('a1', 'killed');
+      await until(lab, ms, 0.8);
+      await lab.heal('a1');
+    },
+  },
+  {
+    // The replica that holds the lease dies: another takes it within the lease (3 s) plus one
+    // renewal, with a higher epoch, and the survivors then follow one decision through a fault.
+    name: '3 replicas: the leader killed',
+    replicas: 3,
+    shortMs: 9000, // the lease runs out before a new leader can take over
+    async run(lab, ms) {
+      await until(lab, ms, 0.2);
+      const before = await lab.status();
+      const i = lab.replicas.findIndex((r) => r.name === before.leader);
+      lab.check('a leader before the kill', i >= 0, `leader ${before.leader}, epoch ${before.epoch}`);
+      if (i < 0) return;
+      await lab.killReplica(i);
+      const killedAt = Date.now();
+      const survivors = lab.replicas.filter((_, k) => k !== i);
+      const views = async () => Promise.all(survivors.map((r) => lab.status(r)));
+      const tookOver = await waitFor(async () => {
+        const v = await views();
+        return v.every((s) => s.leader && s.leader !== before.leader && s.leader === v[0].leader);
+      }, 8000, 'a new leader').then(() => true, () => false);
+      const after = await views();
+      lab.check('a survivor leads, and both survivors say which', tookOver,
+        `after ${Date.now() - killedAt} ms: ${after.map((s) => `${s.replica}: leader ${s.leader}, epoch ${s.epoch}`).join('; ')}`);
+      lab.check('the new epoch is higher', after.every((s) => s.epoch > before.epoch), `${before.epoch} -> ${after.map((s) => s.epoch).join(', ')}`);
+      lab.note(`new leader ${after[0].leader} after ${Date.now() - killedAt} ms`);
+      await until(lab, ms, 0.55);
       await lab.fault('a1', 'killed');
       await until(lab, ms, 0.8);
       await lab.heal('a1');
