@@ -13,7 +13,11 @@ export type Interpolation =
 
 const REFERENCE = /^([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?$/s;
 
+const NO_VARS: readonly string[] = Object.freeze([]);
+
 export function interpolateEnv(text: string, env: Readonly<Record<string, string | undefined>>): Interpolation {
+  // Most scalars have no "$" at all: a policy has ~10^5 of them.
+  if (!text.includes('$')) return { ok: true, value: text, usedVars: false, unset: NO_VARS };
   let value = '';
   let usedVars = false;
   const unset: string[] = [];

@@ -2,11 +2,13 @@
 // each with the LINE:COL an operator should edit. Pure: the caller supplies the
 // text and the environment (see load-policy.ts for the file system side).
 import { dirname } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import type { z } from 'zod';
 import { describeValue } from './field-rules.js';
 import { checkReferences, type ReferenceProblem } from './check-references.js';
 import { resolvePolicyPath } from './check-files.js';
 import type { ListenerTlsPolicy, ParseResult, Policy, PolicyError, RedisPolicy, RoutePolicy, SitePolicy } from './policy.js';
+import { readYamlFast } from './read-yaml-fast.js';
 import { formatPath, pathKey, readYamlTree, type PathSegment, type Position, type YamlTree } from './read-yaml-tree.js';
 import { listAllowedKeys, policySchema, type PolicyDocument } from './schema.js';
 import { suggestKey } from './suggest-key.js';
@@ -33,19 +35,45 @@ export interface ParseOptions {
 }
 
 export function parsePolicy(text: string, file: string, env: Env, options: ParseOptions = {}): ParseResult {
+  // The fast reading first (see read-yaml-fast.ts); the positioned one whenever
+  // there is anything to point at, and for whatever the fast one gives up on.
+  const fast = readYamlFast(text, { env, isOptionalWhenUnset: isAdminToken });
+  const quick = fast === undefined ? undefined : validate(fast.value, undefined, file, [], options);
+  if (quick !== undefined && process.env.DETOUR_YAML_CROSSCHECK !== '1') return quick;
+  const slow = parseWithPositions(text, file, env, options);
+  if (quick !== undefined && !isDeepStrictEqual(quick, slow)) {
+    throw new Error(`DETOUR_YAML_CROSSCHECK: the fast and the positioned readings of ${file} disagree`);
+  }
+  return slow;
+}
+
+function parseWithPositions(text: string, file: string, env: Env, options: ParseOptions): ParseResult {
   const read = readYamlTree(text, { env, isOptionalWhenUnset: isAdminToken });
   const errors: PolicyError[] = read.problems.map((p) => ({ file, ...p.position, path: formatPath(p.path), message: p.message }));
   if (!read.ok) return failWith(errors);
-  const { tree } = read;
-  const root = tree.value;
+  return validate(read.tree.value, read.tree, file, errors, options)!;
+}
+
+/**
+ * Schema, cross-references and files, on data read with positions (`tree`) or
+ * without: then any problem or warning answers undefined, to be read again with
+ * positions to point at.
+ */
+function validate(root: unknown, tree: YamlTree | undefined, file: string, errors: PolicyError[], options: ParseOptions): ParseResult | undefined {
   if (typeof root !== 'object' || root === null || Array.isArray(root)) {
+    if (tree === undefined) return undefined;
     const message = root === null
       ? 'the policy is empty; it needs at least sites and routes'
       : `must be a map of settings such as sites: and routes: (got ${describeValue(root)})`;
     return failWith([...errors, { file, line: 1, col: 1, path: '(top level)', message }]);
   }
 
+  let unpositioned = false;
   const report = (path: readonly PropertyKey[], message: string, at: 'key' | 'value' = 'value') => {
+    if (tree === undefined) {
+      unpositioned = true;
+      return;
+    }
     const segments = path.map((s) => (typeof s === 'number' ? s : String(s)));
     // A scalar whose ${VAR} failed already has its error; its raw text would only add noise.
     if (tree.interpolationFailed.has(pathKey(segments))) return;
@@ -66,14 +94,19 @@ export function parsePolicy(text: string, file: string, env: Env, options: Parse
   for (const problem of checkReferences(root)) report(problem.path, problem.message, problem.at);
   for (const problem of options.checkFiles?.(root, dirname(file)) ?? []) report(problem.path, problem.message, problem.at);
 
+  if (unpositioned) return undefined;
   if (errors.length > 0 || !parsed.success) return failWith(errors);
-  const siteOrder = tree.keyOrder.get(pathKey(['sites'])) ?? Object.keys(parsed.data.sites);
+  // Without positions, no integer-like keys were read (read-yaml-fast.ts), so the object's order is the file's.
+  const siteOrder = tree?.keyOrder.get(pathKey(['sites'])) ?? Object.keys(parsed.data.sites);
   const policy = freezeDeep(buildPolicy(parsed.data, file, siteOrder));
-  const warnings = policy.sites.filter((site) => site.tls?.verify === false).map((site): PolicyError => ({
+  const unverified = policy.sites.filter((site) => site.tls?.verify === false);
+  if (unverified.length === 0) return { ok: true, policy };
+  if (tree === undefined) return undefined;
+  const warnings = unverified.map((site): PolicyError => ({
     file, ...locate(tree, ['sites', site.name, 'tls', 'verify'], 'value'), path: `sites.${site.name}.tls.verify`,
     message: `warning: certificates of ${site.name} are not verified; anyone on the path can impersonate it`,
   }));
-  return warnings.length > 0 ? { ok: true, policy, warnings: Object.freeze(warnings) } : { ok: true, policy };
+  return { ok: true, policy, warnings: Object.freeze(warnings) };
 }
 
 function failWith(errors: PolicyError[]): ParseResult {

@@ -68,16 +68,16 @@ const YAML_MESSAGES: Record<string, string> = {
 // braces of a reference are YAML syntax. Before parsing, they are swapped for
 // private-use characters of the same length, so offsets stay exact, and swapped
 // back in every scalar afterwards.
-const OPEN = '\uE000';
-const CLOSE = '\uE001';
+export const OPEN = '\uE000';
+export const CLOSE = '\uE001';
 const REFERENCE = /\$\{([A-Za-z_][A-Za-z0-9_]*(?::-[^}\n]*)?)\}/g;
 
-function protectReferences(text: string): string {
+export function protectReferences(text: string): string {
   if (text.includes(OPEN) || text.includes(CLOSE)) return text;
   return text.replace(REFERENCE, (_match, inner: string) => `$${OPEN}${inner}${CLOSE}`);
 }
 
-function restoreReferences(text: string): string {
+export function restoreReferences(text: string): string {
   return text.replaceAll(OPEN, '{').replaceAll(CLOSE, '}');
 }
 
