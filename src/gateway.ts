@@ -10,12 +10,13 @@
 // or in N worker processes this one feeds with route tables
 // (workers/worker-pool.ts); admin calls answer once every one routes by the
 // table they produced.
+import { stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import type { Policy } from './config/policy.js';
 import { formatPolicyError, type PolicyError } from './config/policy.js';
-import { loadPolicyFileOffThread } from './config/load-off-thread.js';
+import { OFF_THREAD_MIN_BYTES, closePolicyWorker, loadPolicyFileOffThread, warmPolicyWorker } from './config/load-off-thread.js';
 import { PolicyWatcher, type WatchStatus } from './config/watch-policy.js';
 import type { ParseResult } from './config/policy.js';
 import { verifyTargets } from './routing/verify-targets.js';
@@ -229,6 +230,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
 
   const stopBackground = async () => {
     await prober.close();
+    await closePolicyWorker();
     await verifier.close();
     control.close();
     await history.close();
@@ -307,9 +309,16 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
 
   const loadPolicy = opts.loadPolicy ?? (async (file: string) => {
     const load = await loadPolicyFileOffThread(file);
-    if (!load.offThread) logger.warn({ err: load.workerError }, 'policy parsed on the main thread: the worker thread failed');
+    if (load.workerError !== undefined) logger.warn({ err: load.workerError }, 'policy parsed on the main thread: the worker thread failed');
     return load.result;
   });
+  // A policy large enough to be parsed off this thread: start that thread now,
+  // so the first reload does not wait for it to load and compile the parser.
+  if (opts.loadPolicy === undefined) {
+    void stat(policy.file).then((s) => {
+      if (s.size >= OFF_THREAD_MIN_BYTES) warmPolicyWorker(policy.file);
+    }, () => {});
+  }
   const reloadOnce = async (): Promise<ReloadResult> => {
     const result = await loadPolicy(policy.file);
     if (!result.ok) return failReload(result.errors);

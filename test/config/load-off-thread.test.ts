@@ -3,7 +3,7 @@
 import t from 'tap';
 import { join } from 'node:path';
 import { loadPolicyFile } from '../../src/config/load-policy.js';
-import { loadPolicyFileOffThread } from '../../src/config/load-off-thread.js';
+import { closePolicyWorker, loadPolicyFileOffThread, warmPolicyWorker } from '../../src/config/load-off-thread.js';
 
 const good = 'sites:\n  a: { url: "http://127.0.0.1:1", building: ${B} }\nroutes:\n  - { name: r, sites: [a] }\n';
 const bad = 'sites:\n  a: { url: "http://127.0.0.1:1" }\nroutes:\n  - { name: r, sites: [b] }\n';
@@ -50,4 +50,21 @@ t.test('a small file is parsed on this thread: a worker would take longer to sta
   t.equal(load.offThread, false);
   t.equal(load.workerError, undefined, 'not a failure');
   t.same(load.result, await loadPolicyFile(file, { B: 'here' }));
+});
+
+t.test('one worker for every reload: warmed at start, replaced once it is gone', async (t) => {
+  t.teardown(closePolicyWorker);
+  const dir = t.testdir({ 'ok.yaml': good });
+  const file = join(dir, 'ok.yaml');
+  warmPolicyWorker(file, { B: 'warm' });
+  const first = await loadPolicyFileOffThread(file, { B: 'one' }, { minBytes: 0 });
+  const second = await loadPolicyFileOffThread(file, { B: 'two' }, { minBytes: 0 });
+  t.equal(first.offThread && second.offThread, true, 'both parsed on the worker');
+  t.same([first.result, second.result].map((r) => r.ok && r.policy.sites[0]!.building), ['one', 'two'], 'each with its own env');
+  // A worker closed with a job (the warm-up) in flight: that job is dropped, and the next reload gets a new worker.
+  warmPolicyWorker(file, { B: 'dropped' });
+  await closePolicyWorker();
+  const fourth = await loadPolicyFileOffThread(file, { B: 'four' }, { minBytes: 0 });
+  t.equal(fourth.offThread, true, 'a new worker');
+  t.equal(fourth.result.ok && fourth.result.policy.sites[0]!.building, 'four');
 });
