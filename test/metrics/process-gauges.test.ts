@@ -26,6 +26,22 @@ t.test('heap in use is exported in bytes', async (t) => {
   t.ok(heap > 1_000_000 && heap < 4e9, `heap ${heap} bytes`);
 });
 
+t.test('the heap right after a full collection: 0 until one, then the live heap', async (t) => {
+  const registry = new Registry();
+  const m = createMetrics(registry);
+  t.teardown(() => m.close());
+  t.equal(await gauge(registry, 'detour_heap_after_gc_bytes'), 0, 'no full collection seen yet');
+  // Allocate enough to make V8 run a full collection (tap runs without --expose-gc).
+  // Kept objects reach the old space, whose growth is what starts a full collection.
+  const keep: unknown[][] = [];
+  for (let round = 0; round < 400 && (await gauge(registry, 'detour_heap_after_gc_bytes')) === 0; round++) {
+    keep.push(Array.from({ length: 50_000 }, (_, i) => ({ i, s: `x${i}` })));
+    await new Promise((r) => setImmediate(r));
+  }
+  const after = await gauge(registry, 'detour_heap_after_gc_bytes');
+  t.ok(after > 1_000_000 && after < 4e9, `after a full collection: ${after} bytes (kept ${keep.length})`);
+});
+
 t.test('event-loop delay p99: the open window until one closes, then the last closed window', async (t) => {
   const realNow = Date.now;
   let offsetMs = 0;
