@@ -54,7 +54,9 @@ type Step =
   | { kind: 'unpin'; route: number }
   | { kind: 'integrity'; route: number; ok: boolean | null }
   | { kind: 'approveFailback' | 'approveFailover'; route: number; force: boolean; site: string | null }
-  | { kind: 'tick' };
+  | { kind: 'tick' }
+  // A reload: an equal policy, or one where one route or one site's settings changed.
+  | { kind: 'reload'; route: number; change: 'none' | 'priority' | 'holdDown' | 'siteOrder' | 'building' };
 
 const site = fc.constantFrom(...SITES);
 const routeIndex = fc.nat(3);
@@ -74,6 +76,13 @@ const stepArb: fc.Arbitrary<{ step: Step; advanceMs: number }> = fc.record({
       }),
     },
     { weight: 3, arbitrary: fc.constant({ kind: 'tick' as const }) },
+    {
+      weight: 1,
+      arbitrary: fc.record({
+        kind: fc.constant('reload' as const), route: routeIndex,
+        change: fc.constantFrom('none' as const, 'none' as const, 'priority' as const, 'holdDown' as const, 'siteOrder' as const, 'building' as const),
+      }),
+    },
   ),
   advanceMs: fc.constantFrom(0, 1, 500, 1000, 2500, 6000),
 });
@@ -187,6 +196,24 @@ function brokenPromise(policy: Policy, world: World, table: RouteTable, prev: Ro
   return null;
 }
 
+/** The policy a reload step leaves in force: a new object every time, as a reload makes. */
+function reloaded(policy: Policy, step: Extract<Step, { kind: 'reload' }>): Policy {
+  const next = structuredClone(policy) as unknown as { routes: { priority: number; sites: string[]; failback: { holdDownMs: number } }[]; sites: { building: string }[] };
+  const route = next.routes[step.route % next.routes.length]!;
+  if (step.change === 'priority') route.priority = (route.priority % 3) + 1;
+  if (step.change === 'holdDown') route.failback.holdDownMs += 1000;
+  if (step.change === 'siteOrder') route.sites = [...route.sites].reverse();
+  if (step.change === 'building') {
+    const site = next.sites[step.route % next.sites.length]!;
+    site.building = site.building === 'A' ? 'B' : 'A';
+  }
+  const freeze = (v: unknown): unknown => {
+    if (v !== null && typeof v === 'object') { for (const x of Object.values(v)) freeze(x); Object.freeze(v); }
+    return v;
+  };
+  return freeze(next) as unknown as Policy;
+}
+
 function freshWorld(): World {
   return {
     health: new Map(SITES.map((s) => [s, { status: 'up' as HealthStatus, passes: 2, fails: 0, sinceMs: 0, reason: 'fuzz' }])),
@@ -203,13 +230,20 @@ function render(table: RouteTable): string {
 t.test('decideRoutes keeps its promises through random histories', async (t) => {
   let steps = 0;
   let incremental = 0;
-  fc.assert(fc.property(policyArb, fc.array(stepArb, { minLength: 1, maxLength: 40 }), (policy, history) => {
+  let reloads = 0;
+  fc.assert(fc.property(policyArb, fc.array(stepArb, { minLength: 1, maxLength: 40 }), (initial, history) => {
     const world = freshWorld();
     let nowMs = 1_000_000;
     let prev: RouteTable | undefined;
+    let policy = initial;
     for (const { step, advanceMs } of history) {
       nowMs += advanceMs;
-      apply(world, policy, step, nowMs);
+      if (step.kind === 'reload') {
+        policy = reloaded(policy, step);
+        reloads++;
+      } else {
+        apply(world, policy, step, nowMs);
+      }
       const inputs = { policy, health: new Map(world.health), overrides: overridesOf(world), integrity: new Map(world.integrity), prev, nowMs };
       const table = decideRoutes(inputs);
       // Deterministic: the same inputs again give the same table.
@@ -242,6 +276,7 @@ t.test('decideRoutes keeps its promises through random histories', async (t) => 
   }), { seed: SEED, numRuns: 300 });
   t.ok(steps > 1000, `${steps} decisions checked`);
   t.ok(incremental > 1000, `${incremental} incremental decisions matched full ones`);
+  t.ok(reloads > 100, `${reloads} of them after a reload (an equal policy, or one route or site changed)`);
 });
 
 t.test('failback comes back in priority order when every site returns at once', async (t) => {
