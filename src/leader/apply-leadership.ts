@@ -29,11 +29,15 @@ export function applyLeadership(step: LeadershipStep): { readonly table: RouteTa
   let published = step.published;
   if (leadership.isLeader()) {
     if (published === undefined || decisionsDiffer(published, own.routes)) {
-      published = own.routes;
       table = withEpoch(own, leadership.publish(own.routes, movesTraffic(prev, own)));
     } else {
       table = withEpoch(own, keep);
     }
+    // Equal or published, these decisions are the ones to compare with next: the
+    // same objects then (decideRoutes keeps unchanged ones), so the next compare
+    // is cheap. Kept the older, equal copies, every decision after a reload
+    // compared all 10,000 routes field by field again.
+    published = own.routes;
   } else {
     const theirs = leadership.published();
     table = theirs && leadership.isUp()

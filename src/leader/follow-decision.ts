@@ -70,9 +70,49 @@ export function decisionsDiffer(published: readonly RouteDecision[], next: reado
   for (let i = 0; i < next.length; i++) {
     const a = published[i]!;
     const b = next[i]!;
-    if (a !== b && JSON.stringify(withoutTransition(a)) !== JSON.stringify(withoutTransition(b))) return true;
+    if (a !== b && !sameDecision(a, b)) return true;
   }
   return false;
+}
+
+/** Every key of a decision but its transition; `satisfies` makes a new key a compile error here (and the test checks sameDecision compares each). */
+export const COMPARED_DECISION_KEYS = Object.keys({
+  name: true, state: true, active: true, weights: true, eligible: true, preferred: true, reason: true, sinceMs: true,
+  blocked: true, pendingFailover: true, ramp: true, holdDownFromMs: true, pinnedTo: true, passiveIgnored: true,
+} satisfies Record<Exclude<keyof RouteDecision, 'transition'>, true>) as readonly (keyof RouteDecision)[];
+
+// Field by field: a loop over key names made every access a generic keyed load (12 us a decision).
+function sameDecision(a: RouteDecision, b: RouteDecision): boolean {
+  return a.name === b.name && a.state === b.state && a.active === b.active && a.preferred === b.preferred
+    && a.reason === b.reason && a.sinceMs === b.sinceMs && a.holdDownFromMs === b.holdDownFromMs
+    && a.pinnedTo === b.pinnedTo && a.passiveIgnored === b.passiveIgnored
+    && sameWeights(a, b) && sameData(a.eligible, b.eligible)
+    && sameData(a.blocked, b.blocked) && sameData(a.pendingFailover, b.pendingFailover) && sameData(a.ramp, b.ramp);
+}
+
+/**
+ * Equal plain data (decisions are strings, numbers, arrays and plain objects).
+ * Was two JSON.stringify calls per decision: 190 ms for a reload of 10,000
+ * routes, where every decision is a new object.
+ */
+function sameData(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return Number.isNaN(a) && Number.isNaN(b);
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) {
+    const other = b as unknown[];
+    return a.length === other.length && a.every((x, i) => sameData(x, other[i]));
+  }
+  const ra = a as Record<string, unknown>;
+  const rb = b as Record<string, unknown>;
+  let count = 0;
+  for (const key of Object.keys(ra)) {
+    if (ra[key] === undefined) continue;
+    count++;
+    if (!Object.hasOwn(rb, key) || !sameData(ra[key], rb[key])) return false;
+  }
+  for (const key of Object.keys(rb)) if (rb[key] !== undefined) count--;
+  return count === 0;
 }
 
 function usable(d: RouteDecision, index: PolicyIndex, drains: FollowInput['drains']): boolean {

@@ -6,7 +6,7 @@ import { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Policy, RoutePolicy } from '../config/policy.js';
-import { siteByName } from '../config/policy.js';
+import { indexPolicy, siteByName } from '../config/policy.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { matchRoute } from '../routing/match-route.js';
@@ -283,7 +283,8 @@ export class Forwarder {
   retainOrigins(siteUrls: Iterable<string>): void {
     const policy = this.deps.currentTable().policy;
     this.requestMetrics.forget();
-    this.retryBudget.retain((route, site) => policy.routes.some((r) => r.name === route && r.sites.includes(site)));
+    const routes = indexPolicy(policy).routes;
+    this.retryBudget.retain((route, site) => routes.get(route)?.sites.includes(site) === true);
     const dropped = this.engine.retainOrigins(siteUrls);
     if (dropped.length > 0) this.log.info({ origins: dropped }, 'proxy: dropped connection pools of sites no longer configured');
   }

@@ -1,7 +1,7 @@
 // A follower applies the leader's decision, intersected with its own drains;
 // routes the leader cannot speak for are decided locally. Tables in, table out.
 import t from 'tap';
-import { decisionsDiffer, followDecision, movesTraffic } from '../../src/leader/follow-decision.js';
+import { COMPARED_DECISION_KEYS, decisionsDiffer, followDecision, movesTraffic } from '../../src/leader/follow-decision.js';
 import { LocalLeadership, nextEpoch, type PublishedDecision } from '../../src/leader/leadership.js';
 import { decideRoutes } from '../../src/routing/decide-routes.js';
 import { noOverrides, type RouteDecision, type RouteTable } from '../../src/routing/route-table.js';
@@ -96,6 +96,18 @@ t.test('movesTraffic: active site or weights changed', async (t) => {
   t.equal(decisionsDiffer(local.routes, local.routes), false, 'the same objects');
   t.equal(decisionsDiffer([onSerpong], [{ ...onSerpong, reason: 'other words' }]), true, 'a new reason is published');
   t.equal(decisionsDiffer([onSerpong], []), true);
+  // Compared as data, not as text: equal copies, in any key order, are not news; any nested difference is.
+  const copy = JSON.parse(JSON.stringify(onSerpong)) as typeof onSerpong;
+  const reordered = Object.fromEntries(Object.entries(onSerpong).reverse()) as typeof onSerpong;
+  t.equal(decisionsDiffer([onSerpong], [copy]), false, 'an equal copy');
+  t.equal(decisionsDiffer([onSerpong], [reordered]), false, 'the same keys in another order');
+  t.equal(decisionsDiffer([onSerpong], [{ ...onSerpong, weights: onSerpong.weights.map((w) => ({ ...w, weight: w.weight + 1 })) }]), true, 'a weight');
+  t.equal(decisionsDiffer([onSerpong], [{ ...onSerpong, eligible: [...onSerpong.eligible, 'extra'] }]), true, 'one more eligible site');
+  t.equal(decisionsDiffer([onSerpong], [{ ...onSerpong, blocked: { code: 'integrity', message: 'x' } }]), true, 'a key only one has');
+  t.equal(decisionsDiffer([{ ...onSerpong, holdDownFromMs: undefined }], [onSerpong]), false, 'a key set to undefined is no key (as in JSON)');
+  for (const key of COMPARED_DECISION_KEYS) {
+    t.equal(decisionsDiffer([onSerpong], [{ ...onSerpong, [key]: key === 'weights' ? [] : key === 'eligible' ? ['x'] : { changed: key } }]), true, `a change of ${key} is news`);
+  }
 });
 
 t.test('a lone gateway: always the leader, an epoch that moves only with traffic and never behind the clock', async (t) => {
