@@ -72,17 +72,19 @@ function drain(ctx: CommandContext, target: DrainTarget): Command {
   if (sharedDrains(ctx.shared, target.kind).includes(target.name)) {
     return { kind: 'unchanged', message: `${target.kind} ${target.name} already drained` };
   }
+  return drainChange(target, 'drain', `${target.kind} ${target.name} drained: no new requests will reach it`, `${target.kind} ${target.name} drained`);
+}
+
+/** The state operation, event and reply of a drain or undrain that changes something. */
+function drainChange(target: DrainTarget, op: 'drain' | 'undrain', message: string, reply: string): Command {
   return {
     kind: 'apply',
-    op: { op: 'drain', kind: target.kind, name: target.name },
+    op: { op, kind: target.kind, name: target.name },
     event: {
       level: 'info',
-      event: {
-        type: 'drained', ...(target.kind === 'site' ? { site: target.name } : {}), reason: target.kind,
-        message: `${target.kind} ${target.name} drained: no new requests will reach it`,
-      },
+      event: { type: `${op}ed`, ...(target.kind === 'site' ? { site: target.name } : {}), reason: target.kind, message },
     },
-    reply: () => `${target.kind} ${target.name} drained`,
+    reply: () => reply,
   };
 }
 
@@ -96,18 +98,7 @@ function undrain(ctx: CommandContext, target: DrainTarget): Command {
       : { kind: 'unchanged', message: `${target.kind} ${target.name} was not drained` };
   }
   const still = inPolicy ? ' (still drained by the policy file)' : '';
-  return {
-    kind: 'apply',
-    op: { op: 'undrain', kind: target.kind, name: target.name },
-    event: {
-      level: 'info',
-      event: {
-        type: 'undrained', ...(target.kind === 'site' ? { site: target.name } : {}), reason: target.kind,
-        message: `${target.kind} ${target.name} undrained`,
-      },
-    },
-    reply: () => `${target.kind} ${target.name} undrained${still}`,
-  };
+  return drainChange(target, 'undrain', `${target.kind} ${target.name} undrained`, `${target.kind} ${target.name} undrained${still}`);
 }
 
 function pin(ctx: CommandContext, route: string, site: string): Command {
