@@ -15,9 +15,6 @@ type Env = Readonly<Record<string, string | undefined>>;
 
 interface WorkerInput {
   readonly detourPolicyWorker: true;
-  /** One file to parse, then exit (a custom entry); absent: the long-lived worker, which takes jobs as messages. */
-  readonly file?: string;
-  readonly env?: Env;
 }
 
 interface Job {
@@ -47,42 +44,21 @@ export interface OffThreadLoad {
 }
 
 export async function loadPolicyFileOffThread(file: string, env: Env = process.env, opts: OffThreadOptions = {}): Promise<OffThreadLoad> {
-  const entry = opts.entry ?? new URL(import.meta.url);
   // A file that cannot be stat'ed cannot be read either: loadPolicyFile says why.
   const size = await stat(file).then((s) => s.size, () => undefined);
   if (size === undefined || size < (opts.minBytes ?? OFF_THREAD_MIN_BYTES)) return { result: await loadPolicyFile(file, env), offThread: false };
+  // A custom entry (tests) gets a worker of its own, closed after this one parse.
+  const worker = opts.entry === undefined ? sharedWorker() : new PolicyWorker(opts.entry);
   let result: ParseResult;
   try {
-    result = opts.entry === undefined
-      ? await sharedWorker().parse(file, { ...env })
-      : await runWorker(entry, { detourPolicyWorker: true, file, env: { ...env } });
+    result = await worker.parse(file, { ...env });
   } catch (err) {
     return { result: await loadPolicyFile(file, env), offThread: false, workerError: err instanceof Error ? err.message : String(err) };
+  } finally {
+    if (opts.entry !== undefined) await worker.close();
   }
   if (result.ok) deepFreeze(result.policy);
   return { result, offThread: true };
-}
-
-function runWorker(entry: URL, input: WorkerInput): Promise<ParseResult> {
-  return new Promise((resolve, reject) => {
-    // This very module is the worker's entry (see the bottom of the file): one
-    // file to find in src/ under the test loader and in dist/ once built.
-    const worker = new Worker(entry, { workerData: input });
-    let settled = false;
-    worker.once('message', (result: ParseResult) => {
-      settled = true;
-      resolve(result);
-      void worker.terminate();
-    });
-    worker.once('error', (err) => {
-      if (!settled) reject(err);
-      settled = true;
-    });
-    worker.once('exit', (code) => {
-      if (!settled) reject(new Error(`policy worker exited with code ${code} before answering`));
-      settled = true;
-    });
-  });
 }
 
 function deepFreeze<T>(value: T): T {
@@ -110,6 +86,7 @@ class PolicyWorker {
   #nextId = 1;
   #dead: Error | undefined;
 
+  /** `entry` is this very module (see the bottom of the file): one file to find in src/ under the test loader and in dist/ once built. */
   constructor(entry: URL) {
     this.#worker = new Worker(entry, { workerData: { detourPolicyWorker: true } satisfies WorkerInput });
     this.#worker.unref();
@@ -181,12 +158,7 @@ export function warmPolicyWorker(file: string, env: Env = process.env): void {
 }
 
 if (!isMainThread && isWorkerInput(workerData)) {
-  const { file, env } = workerData;
-  if (file !== undefined) {
-    void loadPolicyFile(file, env).then((result) => parentPort!.postMessage(result));
-  } else {
-    parentPort!.on('message', (job: Job) => {
-      void loadPolicyFile(job.file, job.env).then((result) => parentPort!.postMessage({ id: job.id, ...(job.warm ? {} : { result }) }));
-    });
-  }
+  parentPort!.on('message', (job: Job) => {
+    void loadPolicyFile(job.file, job.env).then((result) => parentPort!.postMessage({ id: job.id, ...(job.warm ? {} : { result }) }));
+  });
 }
