@@ -4,11 +4,14 @@
 // (one site under every route goes down and comes back) and a reload stall
 // requests on another route. "Stall" is the longest event-loop delay measured
 // meanwhile (perf_hooks.monitorEventLoopDelay) and the slowest request of a
-// client looping on a route the flap does not touch. Loopback only, bounded.
+// client looping on a route the flap does not touch. The sites and that client
+// run in a process of their own (bench/lib/scale-peer.mjs), so only the
+// gateway's event loop is measured. Loopback only, bounded.
 //
 //   npm run bench:scale                 # 2,000 and 10,000 routes
 //   node bench/scale.mjs --routes 500   # after npm run build
-import http from 'node:http';
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { loadavg, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,19 +24,28 @@ const { values } = parseArgs({ options: { routes: { type: 'string', multiple: tr
 const sizes = (values.routes ?? ['2000', '10000']).map(Number);
 const DEADLINE_MS = 120_000;
 
-/** A site whose answers (health and traffic alike) can be switched between 200 and 503. */
-async function fakeSite() {
-  let status = 200;
-  const server = http.createServer((req, res) => {
-    req.resume();
-    res.writeHead(status, { 'content-type': 'text/plain' }).end('ok');
+/** The sites and the quiet client, in a process of their own (bench/lib/scale-peer.mjs). */
+async function startPeer() {
+  const child = fork(fileURLToPath(new URL('./lib/scale-peer.mjs', import.meta.url)), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const replies = [];
+  const waiting = [];
+  child.on('message', (m) => (waiting.length > 0 ? waiting.shift()(m) : replies.push(m)));
+  const next = () => new Promise((resolve, reject) => {
+    if (replies.length > 0) return resolve(replies.shift());
+    const timer = setTimeout(() => reject(new Error('scale-peer did not answer')), DEADLINE_MS);
+    waiting.push((m) => { clearTimeout(timer); resolve(m); });
   });
-  server.keepAliveTimeout = 60_000;
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const ask = (m) => { child.send(m); return next(); };
+  const { urls } = await next();
   return {
-    url: `http://127.0.0.1:${server.address().port}`,
-    set(s) { status = s; },
-    close() { server.closeAllConnections(); return new Promise((r) => server.close(r)); },
+    urls,
+    ask,
+    async stop() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      await ask({ cmd: 'stop' }).catch(() => child.kill('SIGKILL'));
+      await exited;
+    },
   };
 }
 
@@ -57,36 +69,6 @@ function policyYaml(routes, sites, urls, extra = '') {
   return `${lines.join('\n')}\n${extra}`;
 }
 
-/** A client looping on the quiet route; reports its slowest request since the last reset. */
-function quietClient(proxyUrl) {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  let running = true;
-  let worstMs = 0;
-  let failed = 0;
-  const loop = (async () => {
-    while (running) {
-      const started = performance.now();
-      await new Promise((resolve) => {
-        const req = http.get(`${proxyUrl}/x`, { agent, headers: { host: 'quiet.example' } }, (res) => {
-          if (res.statusCode !== 200) failed++;
-          res.resume();
-          res.on('end', resolve);
-        });
-        req.setTimeout(10_000, () => req.destroy());
-        req.on('error', () => { failed++; resolve(); });
-      });
-      worstMs = Math.max(worstMs, performance.now() - started);
-      await new Promise((r) => setTimeout(r, 2));
-    }
-  })();
-  return {
-    reset() { worstMs = 0; },
-    get worstMs() { return worstMs; },
-    get failed() { return failed; },
-    async stop() { running = false; await loop; agent.destroy(); },
-  };
-}
-
 async function until(what, predicate) {
   const deadline = Date.now() + DEADLINE_MS;
   while (!predicate()) {
@@ -103,10 +85,8 @@ async function timeIt(fn) {
 
 async function scenario(routes) {
   const sites = Math.max(1, Math.round(routes / 10));
-  const hub = await fakeSite();
-  const quiet = await fakeSite();
-  const pool = [await fakeSite(), await fakeSite()];
-  const urls = { hub: hub.url, quiet: quiet.url, pool: pool.map((p) => p.url) };
+  const peer = await startPeer();
+  const { urls } = peer;
   const dir = await mkdtemp(join(tmpdir(), 'detour-scale-'));
   const file = join(dir, 'policy.yaml');
   await writeFile(file, policyYaml(routes, sites, urls));
@@ -114,7 +94,6 @@ async function scenario(routes) {
   delay.enable();
   const row = { routes, sites: sites + 2 };
   let gateway;
-  let client;
   try {
     const started = await timeIt(async () => {
       const loaded = await loadPolicyFile(file, {});
@@ -123,7 +102,8 @@ async function scenario(routes) {
     });
     gateway = started.result;
     row.startMs = started.ms;
-    const table = () => gateway.table().byName;
+    // The table in force, read as requests read it (gateway.table() would finish a decision spread over turns at once).
+    const table = () => gateway.control.servingTable.byName;
     await until('every route on hub', () => table().get('r0')?.active === 'hub');
 
     const status = await timeIt(async () => {
@@ -133,26 +113,25 @@ async function scenario(routes) {
     if (status.result !== routes + 1) throw new Error(`status listed ${status.result} routes`);
     row.statusMs = status.ms;
 
-    client = quietClient(gateway.proxyUrl);
-    await until('the quiet route answering', () => client.worstMs > 0);
+    await peer.ask({ cmd: 'client', proxyUrl: gateway.proxyUrl });
 
     // Flap: hub goes down (every route fails over), then comes back (every route fails back).
-    client.reset();
+    await peer.ask({ cmd: 'reset' });
     delay.reset();
     const flap = await timeIt(async () => {
-      hub.set(503);
+      await peer.ask({ cmd: 'hub', status: 503 });
       await until('failover of every route', () => table().get(`r${routes - 1}`)?.active !== 'hub');
-      hub.set(200);
+      await peer.ask({ cmd: 'hub', status: 200 });
       await until('failback of every route', () => table().get(`r${routes - 1}`)?.active === 'hub'
         && table().get('r0')?.state === 'preferred');
     });
     row.flapMs = flap.ms;
     row.flapStallMs = delay.max / 1e6;
-    row.flapWorstRequestMs = client.worstMs;
+    row.flapWorstRequestMs = (await peer.ask({ cmd: 'read' })).worstMs;
 
     // Reload: the same policy with one more site, read from the file.
     await writeFile(file, policyYaml(routes, sites, urls).replace('routes:', `  extra: { url: "${urls.pool[0]}/extra" }\nroutes:`));
-    client.reset();
+    await peer.ask({ cmd: 'reset' });
     delay.reset();
     const reload = await timeIt(() => gateway.reload());
     if (!reload.result.ok) throw new Error(JSON.stringify(reload.result));
@@ -160,13 +139,13 @@ async function scenario(routes) {
     await new Promise((r) => setTimeout(r, 500));
     row.reloadMs = reload.ms;
     row.reloadStallMs = delay.max / 1e6;
-    row.reloadWorstRequestMs = client.worstMs;
-    row.failedQuietRequests = client.failed;
+    const quietClient = await peer.ask({ cmd: 'read' });
+    row.reloadWorstRequestMs = quietClient.worstMs;
+    row.failedQuietRequests = quietClient.failed;
   } finally {
     delay.disable();
-    await client?.stop();
     await gateway?.close();
-    await Promise.all([hub.close(), quiet.close(), ...pool.map((p) => p.close())]);
+    await peer.stop();
     await rm(dir, { recursive: true, force: true });
   }
   return row;

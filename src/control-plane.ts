@@ -8,10 +8,10 @@ import { indexPolicy, type Policy } from './config/policy.js';
 import { initialHealth, stepHealth, type HealthEvent, type SiteHealth } from './health/health-state.js';
 import { combineHealth } from './health/quorum.js';
 import { describeHealthChanges } from './health/describe-health.js';
-import { decideRoutes, decisionOrder } from './routing/decide-routes.js';
+import { decideRoutes, decideRoutesInSteps, decisionOrder, ROUTES_PER_STEP } from './routing/decide-routes.js';
 import { describeRoute } from './routing/describe-changes.js';
 import type {
-  Approval, IntegrityVerdict, Overrides, RouteDecision, RouteTable,
+  Approval, DecisionInputs, IntegrityVerdict, Overrides, RouteDecision, RouteTable,
 } from './routing/route-table.js';
 import { ownValue, type SharedState, type StateStore } from './state/state-store.js';
 import type { Metrics } from './metrics/metrics.js';
@@ -81,10 +81,13 @@ export class ControlPlane {
   readonly #listeners = new Set<ControlPlaneListener>();
   #wakeTimer: NodeJS.Timeout | undefined;
   #closed = false;
+  /** Inside #advance: a reader there gets the table as it is (the loop picks its change up). */
   #recomputing = false;
   /** An input changed since the table was last decided. */
   #dirty = false;
-  /** The coalesced recompute at the end of this turn of the event loop. */
+  /** A decision under way, spread over turns of the event loop (see #advance), and the siteDown notices waiting for it. */
+  #job: { readonly steps: Generator<void, void, void>; readonly notices: Array<() => void> } | undefined;
+  /** The next slice of decisions, at the end of this turn of the event loop. */
   #flushTimer: NodeJS.Immediate | undefined;
   /** siteDown notices waiting for the decision that has their site down. */
   readonly #siteDowns: Array<() => void> = [];
@@ -106,7 +109,7 @@ export class ControlPlane {
     const now = this.#now();
     for (const site of this.#policy.sites) this.#own.set(site.name, initialHealth(now));
     this.#health = this.#combineHealth();
-    const first = this.#decide(undefined);
+    const first = decideRoutes(this.#decisionInputs(undefined, false));
     // A lone gateway starts under a fresh local epoch; a replica with Redis under none until it reads or takes one.
     this.#table = withEpoch(first, this.#leadership.isLeader() ? this.#leadership.publish(first.routes, true) : 0);
     this.#scheduleWake();
@@ -147,6 +150,18 @@ export class ControlPlane {
     return this.#table;
   }
 
+  /**
+   * The table for the request path: the one in force. A change not decided yet
+   * starts being decided now, but a decision already spread over turns of the
+   * event loop (thousands of routes) is not finished here: requests would
+   * otherwise stall on it, the one thing spreading it avoids. Retries read
+   * their next site from it and skip the sites they tried.
+   */
+  get servingTable(): RouteTable {
+    if (this.#job === undefined) this.#advance(SLICE_MS);
+    return this.#table;
+  }
+
   get policy(): Policy {
     return this.#policy;
   }
@@ -165,6 +180,11 @@ export class ControlPlane {
 
   health(site: string): SiteHealth | undefined {
     this.#flush();
+    return this.#health.get(site);
+  }
+
+  /** The combined verdict the table in force (or the decision under way) was decided from: does not decide (see servingTable). */
+  servingHealth(site: string): SiteHealth | undefined {
     return this.#health.get(site);
   }
 
@@ -316,6 +336,7 @@ export class ControlPlane {
 
   close(): void {
     this.#closed = true;
+    this.#job = undefined;
     clearTimeout(this.#wakeTimer);
     clearImmediate(this.#flushTimer);
     this.#flushTimer = undefined;
@@ -395,8 +416,9 @@ export class ControlPlane {
     };
   }
 
-  #decide(prev: RouteTable | undefined, settle = false): RouteTable {
-    return decideRoutes({
+  #decisionInputs(prev: RouteTable | undefined, settle: boolean): DecisionInputs {
+    // Copies: a decision spread over turns reads them while inputs keep changing.
+    return {
       settle,
       policy: this.#policy,
       health: new Map(this.#health),
@@ -404,50 +426,87 @@ export class ControlPlane {
       integrity: new Map(this.#integrity.verdicts()),
       prev,
       nowMs: this.#now(),
-    });
+    };
   }
 
   /**
    * An input changed: decide again once, at the end of this turn of the event
    * loop, however many inputs change meanwhile (a reload's first probe round, a
-   * burst of Redis messages). Whoever reads the table before then (a request,
-   * an admin command, /status) gets it decided on the spot, so no reader ever
-   * sees a table older than its inputs.
+   * burst of Redis messages). Whoever reads the table before then (an admin
+   * command, /status) gets it decided on the spot, so no such reader ever sees
+   * a table older than its inputs.
    */
   #recompute(): void {
     if (this.#closed) return;
     this.#dirty = true;
-    if (this.#recomputing || this.#flushTimer !== undefined) return;
+    this.#scheduleSlice();
+  }
+
+  #scheduleSlice(): void {
+    if (this.#recomputing || this.#flushTimer !== undefined || this.#closed) return;
     this.#flushTimer = setImmediate(() => {
       this.#flushTimer = undefined;
-      this.#flush();
+      this.#advance(SLICE_MS);
     });
   }
 
+  /** Every pending decision, now. */
   #flush(): void {
+    this.#advance(Infinity);
+  }
+
+  /**
+   * Decide until nothing is pending or the slice's time is up; the rest goes on
+   * at the end of the next turn. A decision of a few routes is done in one
+   * go, as before; one of thousands (a building under every route flapping)
+   * is spread so that requests on other routes wait a few milliseconds at
+   * most, not the whole decision. The table in force meanwhile is the last
+   * one decided; the new one replaces it whole.
+   */
+  #advance(budgetMs: number): void {
     // Inside a decision (a listener reading the table, or a store answering
     // synchronously from apply()), the loop below picks the change up.
-    if (!this.#dirty || this.#recomputing || this.#closed) return;
+    if (this.#recomputing || this.#closed) return;
+    if (this.#job === undefined && !this.#dirty) return;
     clearImmediate(this.#flushTimer);
     this.#flushTimer = undefined;
+    const until = budgetMs === Infinity ? Infinity : performance.now() + budgetMs;
+    const done: Array<() => void> = [];
     this.#recomputing = true;
     try {
-      do {
-        this.#dirty = false;
-        this.#recomputeOnce();
-      } while (this.#dirty && !this.#closed);
+      for (;;) {
+        let job = this.#job;
+        if (job === undefined) {
+          if (!this.#dirty || this.#closed) break;
+          this.#dirty = false;
+          // Notices queued so far are for a site this decision has down.
+          job = this.#job = { steps: this.#recomputeSteps(), notices: this.#siteDowns.splice(0) };
+        }
+        let step = job.steps.next();
+        while (step.done !== true && (until === Infinity || performance.now() < until)) step = job.steps.next();
+        if (step.done !== true) break;
+        this.#job = undefined;
+        done.push(...job.notices);
+      }
+    } catch (err) {
+      this.#job = undefined;
+      throw err;
     } finally {
       this.#recomputing = false;
     }
-    for (const notify of this.#siteDowns.splice(0)) notify();
+    if (this.#job !== undefined || this.#dirty) this.#scheduleSlice();
+    for (const notify of done) notify();
   }
 
-  #recomputeOnce(): void {
+  /** One decision, from health to listeners, pausing (yield) where #advance may stop a slice. */
+  *#recomputeSteps(): Generator<void, void, void> {
     const prevHealth = this.#health;
     this.#health = this.#combineHealth();
     for (const { event, level } of describeHealthChanges(prevHealth, this.#health)) this.#record(event, level);
     const prev = this.#table;
-    const own = this.#decide(prev, this.#starting);
+    const own = yield* decideRoutesInSteps(this.#decisionInputs(prev, this.#starting));
+    yield;
+    if (this.#closed) return;
     const led = applyLeadership({
       leadership: this.#leadership, prev, own, drains: this.effectiveDrains(), nowMs: this.#now(), published: this.#publishedRoutes,
     });
@@ -460,21 +519,39 @@ export class ControlPlane {
     // before the next level starting in the same decision. A decision kept as
     // it was is the same object: nothing to compare or report (a flap of one
     // site costs the routes that list it, not the whole policy).
-    const moves: Array<{ event: GatewayEvent; level: LogLevel }> = [];
-    for (const route of decisionOrder(next.policy)) {
-      const d = next.byName.get(route.name)!;
+    const moves = new MoveLog();
+    const starting = this.#starting;
+    let sinceStep = 0;
+    const order = decisionOrder(next.policy);
+    for (let i = 0; i < order.length; i++) {
+      const d = next.byName.get(order[i]!.name)!;
       const before = prev.byName.get(d.name);
       if (before === d) continue;
       if (!before || before.state !== d.state || before.active !== d.active || !sameWeights(before, d)
         || before.reason !== d.reason || !sameSites(before.eligible, d.eligible)) changed = true;
-      if (!this.#starting) this.#reportRoute(before, d, moves);
+      if (!starting) this.#reportRoute(before, d, moves);
+      if (++sinceStep === ROUTES_PER_STEP) {
+        sinceStep = 0;
+        yield;
+        if (this.#closed) return;
+      }
     }
-    this.#logMoves(moves);
-    if (changed) for (const l of this.#listeners) l.tableChanged?.(next, prev);
+    yield;
+    if (this.#closed) return;
+    moves.write(this.#logger, (event, level) => this.#log(event, level));
+    if (!changed) return;
+    // Each listener gets its own slice (the verifier's targets and a worker's
+    // copy of the table are linear in routes too).
+    for (const l of [...this.#listeners]) {
+      if (l.tableChanged === undefined) continue;
+      yield;
+      if (this.#closed) return;
+      l.tableChanged(next, prev);
+    }
   }
 
   /** One event and one log line per decision change, with its reason. */
-  #reportRoute(before: RouteDecision | undefined, d: RouteDecision, moves: Array<{ event: GatewayEvent; level: LogLevel }>): void {
+  #reportRoute(before: RouteDecision | undefined, d: RouteDecision, moves: MoveLog): void {
     const route = d.name;
     if (d.transition) {
       const { from, to, reason } = d.transition;
@@ -482,39 +559,11 @@ export class ControlPlane {
     }
     // What happened, in words, is worked out once by the pure describeRoute.
     const described = describeRoute(before, d);
-    if (described) moves.push({ event: this.#record(described.event, described.level, false), level: described.level });
+    if (described) moves.add(this.#record(described.event, described.level, false), described.level);
   }
-
-  /**
-   * One log line per route event, as for any event; but a decision that moves
-   * many routes at once (a building's site under two thousand routes) logs one
-   * line per kind of move, naming every route in it: the events, /status and
-   * webhooks still get one entry per route, and the decision does not hold
-   * requests up writing thousands of lines.
-   */
-  #logMoves(moves: ReadonlyArray<{ event: GatewayEvent; level: LogLevel }>): void {
-    if (moves.length <= LOG_EACH_UP_TO) {
-      for (const { event, level } of moves) this.#log(event, level);
-      return;
-    }
-    const groups = new Map<string, { event: GatewayEvent; level: LogLevel; routes: string[] }>();
-    for (const { event, level } of moves) {
-      const key = `${event.type}\u0000${event.from ?? ''}\u0000${event.to ?? ''}\u0000${event.reason ?? ''}`;
-      const group = groups.get(key);
-      if (group) group.routes.push(event.route!);
-      else groups.set(key, { event, level, routes: [event.route!] });
-    }
-    for (const { event, level, routes } of groups.values()) {
-      const { type, from, to, reason } = event;
-      const shown = routes.length > 10 ? `${routes.slice(0, 10).join(', ')} and ${routes.length - 10} more` : routes.join(', ');
-      this.#logger[level]({ event: type, from, to, reason, count: routes.length, routes },
-        `${routes.length} routes ${type} (${from ?? 'none'} -> ${to ?? 'none'}, ${reason}): ${shown}`);
-    }
-  }
-
 
   #record(event: Omit<GatewayEvent, 'time'>, level: LogLevel = 'info', log = true): GatewayEvent {
-    const full: GatewayEvent = Object.freeze({ time: this.#isoNow(), ...stripUndefined(event) });
+    const full = Object.freeze(withTime(this.#isoNow(), event));
     this.#events.push(full);
     if (this.#events.length > this.#eventLimit) this.#events.splice(0, this.#events.length - this.#eventLimit);
     if (log) this.#log(full, level);
@@ -551,15 +600,58 @@ function sameSites(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((s, i) => s === b[i]);
 }
 
-function stripUndefined<T extends object>(o: T): T {
-  const out: Record<string, unknown> = {};
-  for (const key in o) {
-    if (Object.hasOwn(o, key) && o[key] !== undefined) out[key] = o[key];
+/** The event stamped with its time, without its undefined fields (one object: a decision records thousands). */
+function withTime(time: string, event: Omit<GatewayEvent, 'time'>): GatewayEvent {
+  const out: Record<string, unknown> = { time };
+  for (const key in event) {
+    const value = (event as Record<string, unknown>)[key];
+    if (Object.hasOwn(event, key) && value !== undefined) out[key] = value;
   }
-  return out as T;
+  return out as unknown as GatewayEvent;
 }
 
 type LogLevel = 'info' | 'warn' | 'error';
 
-/** A decision moving more routes than this logs one line per kind of move (see #logMoves). */
+/**
+ * How long one slice of a decision may hold the event loop (see #advance):
+ * requests on other routes wait at most about this long for a big decision.
+ */
+const SLICE_MS = 1;
+
+/** A decision moving more routes than this logs one line per kind of move (see MoveLog). */
 const LOG_EACH_UP_TO = 20;
+
+/**
+ * One log line per route event, as for any event; but a decision that moves
+ * many routes at once (a building's site under two thousand routes) logs one
+ * line per kind of move, naming every route in it: the events, /status and
+ * webhooks still get one entry per route, and the decision does not hold
+ * requests up writing thousands of lines. Moves are grouped as they come, so
+ * a decision keeps route names, not thousands of events, until it logs.
+ */
+class MoveLog {
+  readonly #first: Array<{ readonly event: GatewayEvent; readonly level: LogLevel }> = [];
+  readonly #groups = new Map<string, { readonly event: GatewayEvent; readonly level: LogLevel; readonly routes: string[] }>();
+  #count = 0;
+
+  add(event: GatewayEvent, level: LogLevel): void {
+    if (++this.#count <= LOG_EACH_UP_TO) this.#first.push({ event, level });
+    const key = `${event.type}\u0000${event.from ?? ''}\u0000${event.to ?? ''}\u0000${event.reason ?? ''}`;
+    const group = this.#groups.get(key);
+    if (group) group.routes.push(event.route!);
+    else this.#groups.set(key, { event, level, routes: [event.route!] });
+  }
+
+  write(logger: Logger, each: (event: GatewayEvent, level: LogLevel) => void): void {
+    if (this.#count <= LOG_EACH_UP_TO) {
+      for (const { event, level } of this.#first) each(event, level);
+      return;
+    }
+    for (const { event, level, routes } of this.#groups.values()) {
+      const { type, from, to, reason } = event;
+      const shown = routes.length > 10 ? `${routes.slice(0, 10).join(', ')} and ${routes.length - 10} more` : routes.join(', ');
+      logger[level]({ event: type, from, to, reason, count: routes.length, routes },
+        `${routes.length} routes ${type} (${from ?? 'none'} -> ${to ?? 'none'}, ${reason}): ${shown}`);
+    }
+  }
+}

@@ -197,7 +197,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     ...(opts.workerProgram ? { program: opts.workerProgram } : {}),
   }) : undefined;
   const dataPlane: DataPlane = pool ?? new LocalDataPlane({
-    policy, material, currentTable: () => control.table, passive, metrics, logger,
+    policy, material, currentTable: () => control.servingTable, passive, metrics, logger,
     inDoubt: (site) => control.inDoubt(site), ...(opts.random ? { random: opts.random } : {}),
   });
   if (pool && policy.accessLog?.path === 'stdout') {
@@ -209,11 +209,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const updateVerifier = (table: RouteTable) => {
     verifier.update(verifyTargets(table, control.effectiveDrains()));
   };
+  // Two listeners: each is linear in routes, and a decision gives each its own slice (see ControlPlane.#advance).
+  control.subscribe({ tableChanged: (table) => dataPlane.tableChanged(table) });
   control.subscribe({
-    tableChanged: (table) => {
-      updateVerifier(table);
-      dataPlane.tableChanged(table);
-    },
+    tableChanged: (table) => updateVerifier(table),
     siteDown: (site) => dataPlane.siteDown(site),
     // The failure ratio asks; a probe answers (and only a failed one takes the site down).
     siteSuspected: (site) => { void prober.probeNow(site); dataPlane.doubtsChanged(); },
@@ -254,7 +253,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   // The drain safety rule for the file's own drains: warned (log, event, /status), never refused.
   let policyWarnings: readonly string[] = [];
   const checkPolicyDrains = (p: Policy) => {
-    const found = policyDrainWarnings(p, control);
+    // Health as the table in force was decided from: advisory, and a reload must not wait for a whole decision.
+    const found = policyDrainWarnings(p, { health: (site) => control.servingHealth(site), shared: () => control.shared() });
     policyWarnings = found.map((w) => w.message);
     for (const w of found) control.recordEvent({ type: 'policyDrainEmptiesRoute', route: w.route, message: w.message }, 'warn');
   };
@@ -299,7 +299,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     prober.update(effective.sites);
     passive.update(effective.sites);
     notifier.update(effective.notify.webhooks);
-    updateVerifier(control.table);
+    // The verifier gets the reloaded policy's targets with the table decided
+    // from it (tableChanged): reading control.table here would decide 10,000
+    // routes at once instead of in slices.
     metrics.configReloads.inc({ result: 'success' });
     const note = kept.length > 0 ? ` (${kept.join(' and ')} changes need a restart; kept the running ones)` : '';
     control.recordEvent({ type: 'policyReloaded', message: `policy reloaded from ${effective.file}${note}` });

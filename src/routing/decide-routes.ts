@@ -27,7 +27,7 @@ import { indexPolicy, type Policy, type PolicyIndex, type RoutePolicy } from '..
 import type { SiteHealth } from '../health/health-state.js';
 import type {
   Approval, BlockedReason, DecisionInputs, FailoverReason, IntegrityVerdict, RampProgress, RouteDecision, RouteState,
-  RouteTable, Transition, WeightedSite,
+  RouteTable, WeightedSite,
 } from './route-table.js';
 
 /** States in which a route is on its way back to a more preferred site. */
@@ -62,12 +62,28 @@ export function decisionOrder(policy: Policy): readonly RoutePolicy[] {
 }
 
 export function decideRoutes(inputs: DecisionInputs): RouteTable {
+  const steps = decideRoutesInSteps(inputs);
+  let step = steps.next();
+  while (step.done !== true) step = steps.next();
+  return step.value;
+}
+
+/** Routes decided between two pauses of decideRoutesInSteps. */
+export const ROUTES_PER_STEP = 32;
+
+/**
+ * The same decision, pausing (a bare `yield`) after every ROUTES_PER_STEP
+ * routes, so a caller can spread a decision of thousands of routes over turns
+ * of the event loop and let requests through meanwhile. The inputs must not
+ * change until it returns (the control plane hands it copies).
+ */
+export function* decideRoutesInSteps(inputs: DecisionInputs): Generator<void, RouteTable, void> {
   const { policy, prev, nowMs } = inputs;
   const index = indexPolicy(policy);
   const before = prev === undefined ? undefined : decidedFrom.get(prev);
   const changed = before === undefined ? null
     : before.policy === policy ? changedRoutes(before, inputs, index)
-    : changedAcrossReload(before, inputs, index);
+    : yield* changedAcrossReload(before, inputs, index);
   // Settling (the first probe round): a route decided again is decided afresh,
   // as if it had no previous decision; prev only says which routes to keep.
   const settling = inputs.settle === true;
@@ -78,6 +94,7 @@ export function decideRoutes(inputs: DecisionInputs): RouteTable {
     recovering: null,
     rampingCount: 0,
     described: new Map(),
+    whole: new Map(),
   };
   // Routes that were ramping keep their slot until they finish or stop, so a
   // route decided earlier in this pass cannot steal it.
@@ -85,7 +102,15 @@ export function decideRoutes(inputs: DecisionInputs): RouteTable {
     if (!settling && prev?.byName.get(route.name)?.state === 'ramping') ctx.rampingCount++;
   }
 
-  for (const route of decisionOrder(policy)) {
+  let sinceStep = 0;
+  // Indexed loops: in a generator, for-of allocated an iterator result per route.
+  const order = decisionOrder(policy);
+  for (let i = 0; i < order.length; i++) {
+    const route = order[i]!;
+    if (++sinceStep === ROUTES_PER_STEP) {
+      sinceStep = 0;
+      yield;
+    }
     const before = prev?.byName.get(route.name);
     const wasRamping = !settling && before?.state === 'ramping';
     const decision = before !== undefined && changed !== null && !changed.has(route.name)
@@ -98,7 +123,10 @@ export function decideRoutes(inputs: DecisionInputs): RouteTable {
     noteRecovering(route, decision, ctx);
   }
 
+  yield;
   const routes = policy.routes.map((r) => ctx.decided.get(r.name)!);
+  const byName = new Map(routes.map((d) => [d.name, d]));
+  yield;
   // A ramp slot freed by a route decided later in this pass: decide again at once.
   const slotFreed = routes.some((d) => d.blocked?.code === 'concurrency'
     && ctx.rampingCount < (index.routes.get(d.name)!.failback.maxConcurrent ?? Infinity));
@@ -111,7 +139,7 @@ export function decideRoutes(inputs: DecisionInputs): RouteTable {
     computedAtMs: nowMs,
     policy,
     routes,
-    byName: new Map(routes.map((d) => [d.name, d])),
+    byName,
     nextWakeMs: slotFreed || better ? nowMs : wake,
   };
   // Decisions are frozen as they are made (finish, settled); the table and its list here.
@@ -201,31 +229,60 @@ function changedRoutes(before: DecisionInputs, now: DecisionInputs, index: Polic
  * settings or any of whose sites' settings differ, plus new ones. The others
  * keep their decisions, so a reload that changes a few routes of 10,000 costs
  * those few (a full decision of 10,000 routes held the event loop ~250 ms).
+ * Pauses like the decision itself: comparing 10,000 routes takes a while too.
  */
-function changedAcrossReload(before: DecisionInputs, now: DecisionInputs, index: PolicyIndex): Set<string> {
+function* changedAcrossReload(before: DecisionInputs, now: DecisionInputs, index: PolicyIndex): Generator<void, Set<string>, void> {
   const oldIndex = indexPolicy(before.policy);
   const routes = changedRoutes(before, now, index);
   const movedSites = new Set<string>();
+  let sinceStep = 0;
   for (const [name, site] of index.sites) {
     const old = oldIndex.sites.get(name);
-    if (old === undefined || settingsText(old) !== settingsText(site)) movedSites.add(name);
+    if (old === undefined || !samePart(old, site)) movedSites.add(name);
+    if (++sinceStep === COMPARED_PER_STEP) {
+      sinceStep = 0;
+      yield;
+    }
   }
   for (const [name, route] of index.routes) {
     const old = oldIndex.routes.get(name);
-    if (old === undefined || settingsText(old) !== settingsText(route) || route.sites.some((s) => movedSites.has(s))) routes.add(name);
+    if (old === undefined || !samePart(old, route) || route.sites.some((s) => movedSites.has(s))) routes.add(name);
+    if (++sinceStep === COMPARED_PER_STEP) {
+      sinceStep = 0;
+      yield;
+    }
   }
   return routes;
 }
 
-const settingsTexts = new WeakMap<object, string>();
-/** A frozen policy part as text, once per object (a reload compares 10^4 of them). */
-function settingsText(part: object): string {
-  let text = settingsTexts.get(part);
-  if (text === undefined) {
-    text = JSON.stringify(part);
-    settingsTexts.set(part, text);
+/** Policy parts compared across a reload between two pauses. */
+const COMPARED_PER_STEP = 256;
+
+/**
+ * Two parts of parsed policies (plain, frozen data: objects, arrays,
+ * primitives) alike, field by field. No text per part: JSON.stringify of
+ * 10,000 routes was most of a reload's stall.
+ */
+export function samePart(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return Number.isNaN(a) && Number.isNaN(b);
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) {
+    const other = b as unknown[];
+    if (a.length !== other.length) return false;
+    for (let i = 0; i < a.length; i++) if (!samePart(a[i], other[i])) return false;
+    return true;
   }
-  return text;
+  const x = a as Record<string, unknown>;
+  const y = b as Record<string, unknown>;
+  let keys = 0;
+  for (const key in x) {
+    if (!Object.hasOwn(x, key)) continue;
+    keys++;
+    if (!Object.hasOwn(y, key) || !samePart(x[key], y[key])) return false;
+  }
+  for (const key in y) if (Object.hasOwn(y, key)) keys--;
+  return keys === 0;
 }
 
 /** What a decision reads of a site's health (probe counters and check times do not matter to it). */
@@ -271,6 +328,8 @@ interface Context {
   rampingCount: number;
   /** describeSite's answers in this decision. */
   readonly described: Map<string, string>;
+  /** `[{ site, weight: 100 }]` per site, frozen once per decision and shared by its routes. */
+  readonly whole: Map<string, readonly WeightedSite[]>;
 }
 
 /** A decision before `sinceMs` and `transition` are worked out against the previous table. */
@@ -283,7 +342,10 @@ type Draft = Omit<RouteDecision, 'sinceMs' | 'transition'> & { readonly changeRe
  * A failed probe or an operator's drain may still take it out.
  */
 function decideRoute(route: RoutePolicy, ctx: Context): Draft {
-  const eligible = route.sites.filter((s) => isEligible(s, ctx));
+  // Every site eligible (the usual case): the policy's own frozen list, not a copy per route.
+  const eligible = route.sites.every((s) => isEligible(s, ctx)) && Object.isFrozen(route.sites)
+    ? route.sites
+    : route.sites.filter((s) => isEligible(s, ctx));
   // Among such sites, stay where the route already is (the site that failed
   // first, and longest ago, is the least likely to serve).
   const candidates = eligible.length === 0
@@ -314,7 +376,7 @@ function decideRouteAmong(route: RoutePolicy, eligible: readonly string[], ctx: 
       // A pin holds traffic on exactly that site: retrying elsewhere could write
       // to the very site the operator is steering away from.
       return {
-        ...base, eligible: [pin], state: 'pinned', active: pin, weights: [{ site: pin, weight: 100 }],
+        name: base.name, eligible: [pin], preferred: base.preferred, state: 'pinned', active: pin, weights: whole(pin, ctx),
         reason: `pinned to ${pin} by an operator`, pinnedTo: pin, changeReason: 'pin',
       };
     }
@@ -329,7 +391,7 @@ function decideRouteAmong(route: RoutePolicy, eligible: readonly string[], ctx: 
 
   if (eligible.length === 0) {
     return {
-      ...base, state: 'unavailable', active: null, weights: [],
+      name: base.name, eligible: base.eligible, preferred: base.preferred, state: 'unavailable', active: null, weights: [],
       reason: `no site can serve: ${route.sites.map((s) => describeSite(s, ctx)).join('; ')}`,
       changeReason: current !== null && drainedBy(current, ctx) !== null ? 'drain' : 'site_down',
     };
@@ -355,8 +417,8 @@ function decideRouteAmong(route: RoutePolicy, eligible: readonly string[], ctx: 
         return onSite(route, to, base, ctx, 'manual');
       }
       return {
-        ...base, eligible: [current], state: 'pending-failover', active: current,
-        weights: [{ site: current, weight: 100 }],
+        name: base.name, eligible: [current], preferred: base.preferred, state: 'pending-failover', active: current,
+        weights: whole(current, ctx),
         reason: `${describeSite(current, ctx)}; failover.mode manual: waiting for an operator`
           + (to ? ` (POST /routes/${route.name}/failover to move to ${to})` : ''),
         ...(to ? { pendingFailover: { from: current, to, sinceMs: since } } : {}),
@@ -393,7 +455,7 @@ function decideFailback(
   const approval = given && (given.site === undefined || given.site === target) ? given : undefined;
   const forced = approval?.force === true && approval.atMs >= holdDownFromMs;
   const held = (state: RouteState, code: BlockedReason, message: string): Draft => ({
-    ...base, state, active: current, weights: [{ site: current, weight: 100 }],
+    name: base.name, eligible: base.eligible, preferred: base.preferred, state, active: current, weights: whole(current, ctx),
     reason: message, blocked: { code, message }, holdDownFromMs,
   });
 
@@ -453,47 +515,81 @@ function decideFailback(
   }
   const ramp: RampProgress = { to: target, from: current, step, percent, stepStartedMs };
   return {
-    ...base, state: 'ramping', active: current,
+    name: base.name, eligible: base.eligible, preferred: base.preferred, state: 'ramping', active: current,
     weights: [{ site: target, weight: percent }, { site: current, weight: 100 - percent }],
     reason: `failing back to ${target}: ${percent}% (step ${step + 1} of ${fb.ramp.length})${forced ? ', forced by an operator' : ''}`,
     ramp, holdDownFromMs, forced,
   };
 }
 
-/** A route settled on one site. */
+/**
+ * A route settled on one site. (Drafts name base's fields one by one:
+ * spreading `base` took a slow path that cost more than the rest of a route's
+ * decision together.)
+ */
 function onSite(
   route: RoutePolicy, site: string, base: Pick<RouteDecision, 'name' | 'eligible' | 'preferred'>,
   ctx: Context, changeReason: FailoverReason,
 ): Draft {
   const isFirst = site === route.sites[0];
-  const weights: WeightedSite[] = [{ site, weight: 100 }];
+  const weights = whole(site, ctx);
   if (isFirst) {
-    return { ...base, state: 'preferred', active: site, weights, reason: `serving from ${site}, its first choice`, changeReason };
+    return { name: base.name, eligible: base.eligible, preferred: base.preferred, state: 'preferred', active: site, weights, reason: `serving from ${site}, its first choice`, changeReason };
   }
   const passedOver = route.sites.slice(0, rank(route, site)).map((s) => describeSite(s, ctx));
   return {
-    ...base, state: 'failed-over', active: site, weights,
+    name: base.name, eligible: base.eligible, preferred: base.preferred, state: 'failed-over', active: site, weights,
     reason: `serving from ${site}: ${passedOver.join('; ')}`, changeReason,
   };
 }
 
-/** Fill in sinceMs and transition against the previous decision. */
-function finish(draft: Draft, prev: RouteDecision | undefined, nowMs: number): RouteDecision {
-  const { changeReason, forced, ...rest } = draft;
-  const sameState = prev !== undefined && prev.state === rest.state && prev.active === rest.active
-    && prev.blocked?.code === rest.blocked?.code;
-  const moved = (prev?.active ?? null) !== rest.active && prev !== undefined;
-  const transition: Transition | undefined = moved
-    ? { from: prev!.active, to: rest.active, reason: changeReason ?? 'site_down', ...(forced ? { forced: true } : {}) }
-    : undefined;
-  const decision: RouteDecision = {
-    ...rest,
-    sinceMs: sameState ? prev!.sinceMs : nowMs,
-    ...(transition ? { transition } : {}),
-  };
-  if (!decision.pendingFailover) delete (decision as { pendingFailover?: unknown }).pendingFailover;
-  return freezeDecision(decision);
+/** A route's whole traffic on one site, as a frozen weights list shared by every route on that site. */
+function whole(site: string, ctx: Context): readonly WeightedSite[] {
+  let weights = ctx.whole.get(site);
+  if (weights === undefined) {
+    weights = Object.freeze([Object.freeze({ site, weight: 100 })]);
+    ctx.whole.set(site, weights);
+  }
+  return weights;
 }
+
+/**
+ * Fill in sinceMs and transition against the previous decision. The decision
+ * is built field by field (the optional ones only when present): rest
+ * destructuring and spreads each took a slow path, thousands of times per
+ * decision.
+ */
+function finish(draft: Draft, prev: RouteDecision | undefined, nowMs: number): RouteDecision {
+  const sameState = prev !== undefined && prev.state === draft.state && prev.active === draft.active
+    && prev.blocked?.code === draft.blocked?.code;
+  const moved = (prev?.active ?? null) !== draft.active && prev !== undefined;
+  const d: Mutable<RouteDecision> = {
+    name: draft.name, eligible: draft.eligible, preferred: draft.preferred, state: draft.state,
+    active: draft.active, weights: draft.weights, reason: draft.reason, sinceMs: sameState ? prev!.sinceMs : nowMs,
+  };
+  if (draft.blocked !== undefined) d.blocked = draft.blocked;
+  if (draft.holdDownFromMs !== undefined) d.holdDownFromMs = draft.holdDownFromMs;
+  if (draft.pendingFailover) d.pendingFailover = draft.pendingFailover;
+  if (draft.ramp !== undefined) d.ramp = draft.ramp;
+  if (draft.pinnedTo !== undefined) d.pinnedTo = draft.pinnedTo;
+  if (draft.passiveIgnored !== undefined) d.passiveIgnored = draft.passiveIgnored;
+  if (moved) {
+    d.transition = {
+      from: prev!.active, to: draft.active, reason: draft.changeReason ?? 'site_down', ...(draft.forced ? { forced: true } : {}),
+    };
+  }
+  return freezeDecision(d);
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+// Every field of a decision is one finish() copies: adding one to RouteDecision
+// without copying it here fails to compile.
+const FINISH_COPIES = {
+  name: true, eligible: true, preferred: true, state: true, active: true, weights: true, reason: true, sinceMs: true,
+  blocked: true, holdDownFromMs: true, pendingFailover: true, ramp: true, pinnedTo: true, passiveIgnored: true, transition: true,
+} as const satisfies Record<keyof RouteDecision, true>;
+void FINISH_COPIES;
 
 /** A decision is frozen to the leaves as it is made: the table need not walk the old ones again. */
 function freezeDecision(d: RouteDecision): RouteDecision {
