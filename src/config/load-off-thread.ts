@@ -2,14 +2,17 @@
 // policy of 10,000 routes takes the YAML and schema passes a second or more;
 // on the main thread that second is a second every request waits. The worker
 // reads and parses; the main thread only receives the result (a structured
-// clone of plain data) and freezes it. A worker that cannot start or dies
+// clone of plain data) and freezes it. A large result comes in parts (routes
+// and sites a few hundred at a time, the next part sent once this thread has
+// taken the last): copying 10,000 routes in one message held this thread
+// ~100 ms, every request with it. A worker that cannot start or dies
 // falls back to parsing here: a reload must still happen. A small file is
 // parsed here at once: a worker takes longer to start (tens of milliseconds, off
 // this thread) than a few hundred routes take to parse.
 import { stat } from 'node:fs/promises';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { loadPolicyFile } from './load-policy.js';
-import type { ParseResult } from './policy.js';
+import type { ParseResult, Policy } from './policy.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -24,6 +27,24 @@ interface Job {
   /** A warm-up: parse, and answer without the result (copying it here would stall this thread for nothing). */
   readonly warm?: boolean;
 }
+
+/** A part of a large result: some of the policy's routes or sites. */
+interface PartMessage {
+  readonly id: number;
+  readonly part: { readonly key: PartKey; readonly items: readonly unknown[] };
+}
+
+/** The result; when parts came first, its policy has those lists empty and says its keys' order. */
+interface ResultMessage {
+  readonly id: number;
+  readonly result?: ParseResult;
+  readonly keys?: readonly string[];
+}
+
+type PartKey = 'routes' | 'sites';
+const PART_KEYS: readonly PartKey[] = ['routes', 'sites'];
+/** Routes or sites per part: a few milliseconds to copy on the receiving side. */
+export const ITEMS_PER_PART = 250;
 
 /** Files smaller than this (about 250 routes) are parsed on the calling thread. */
 export const OFF_THREAD_MIN_BYTES = 32 * 1024;
@@ -82,7 +103,9 @@ function isWorkerInput(data: unknown): data is WorkerInput {
  */
 class PolicyWorker {
   readonly #worker: Worker;
-  readonly #pending = new Map<number, { resolve: (r: ParseResult) => void; reject: (e: Error) => void }>();
+  readonly #pending = new Map<number, {
+    resolve: (r: ParseResult) => void; reject: (e: Error) => void; readonly parts: Record<PartKey, unknown[]>;
+  }>();
   #nextId = 1;
   #dead: Error | undefined;
 
@@ -90,11 +113,18 @@ class PolicyWorker {
   constructor(entry: URL) {
     this.#worker = new Worker(entry, { workerData: { detourPolicyWorker: true } satisfies WorkerInput });
     this.#worker.unref();
-    this.#worker.on('message', (msg: { id: number; result: ParseResult }) => {
+    this.#worker.on('message', (msg: PartMessage | ResultMessage) => {
       const job = this.#pending.get(msg.id);
+      if ('part' in msg) {
+        if (job === undefined) return;
+        const into = job.parts[msg.part.key];
+        for (const item of msg.part.items) into.push(deepFreeze(item));
+        this.#worker.postMessage({ ack: msg.id } satisfies Ack);
+        return;
+      }
       this.#pending.delete(msg.id);
       if (this.#pending.size === 0) this.#worker.unref();
-      job?.resolve(msg.result);
+      job?.resolve(withParts(msg, job.parts));
     });
     this.#worker.on('error', (err) => this.#fail(err));
     this.#worker.on('exit', (code) => this.#fail(new Error(`policy worker exited with code ${code} before answering`)));
@@ -108,7 +138,7 @@ class PolicyWorker {
     if (this.#dead) return Promise.reject(this.#dead);
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
+      this.#pending.set(id, { resolve, reject, parts: { routes: [], sites: [] } });
       this.#worker.ref();
       this.#worker.postMessage({ id, file, env, ...(warm ? { warm } : {}) } satisfies Job);
     });
@@ -157,8 +187,49 @@ export function warmPolicyWorker(file: string, env: Env = process.env): void {
   void sharedWorker().parse(file, { ...env }, true).catch(() => {});
 }
 
+/** The main thread took a part: the next may go. */
+interface Ack {
+  readonly ack: number;
+}
+
+/** The result as parsed: a policy sent in parts gets its lists back, its keys in their order. */
+function withParts(msg: ResultMessage, parts: Record<PartKey, unknown[]>): ParseResult {
+  const result = msg.result!;
+  if (msg.keys === undefined || !result.ok) return result; // (a warm-up has no result at all)
+  const policy: Record<string, unknown> = {};
+  const sent = result.policy as unknown as Record<string, unknown>;
+  for (const key of msg.keys) policy[key] = PART_KEYS.includes(key as PartKey) ? parts[key as PartKey] : sent[key];
+  return { ...result, policy: policy as unknown as Policy };
+}
+
 if (!isMainThread && isWorkerInput(workerData)) {
-  parentPort!.on('message', (job: Job) => {
-    void loadPolicyFile(job.file, job.env).then((result) => parentPort!.postMessage({ id: job.id, ...(job.warm ? {} : { result }) }));
+  const acks = new Map<number, () => void>();
+  const taken = (id: number) => new Promise<void>((resolve) => acks.set(id, resolve));
+  const send = async (id: number, result: ParseResult): Promise<void> => {
+    if (!result.ok || result.policy.routes.length + result.policy.sites.length <= ITEMS_PER_PART) {
+      parentPort!.postMessage({ id, result } satisfies ResultMessage);
+      return;
+    }
+    const policy = result.policy;
+    for (const key of PART_KEYS) {
+      const list: readonly unknown[] = policy[key];
+      for (let i = 0; i < list.length; i += ITEMS_PER_PART) {
+        const next = taken(id);
+        parentPort!.postMessage({ id, part: { key, items: list.slice(i, i + ITEMS_PER_PART) } } satisfies PartMessage);
+        await next;
+      }
+    }
+    const rest: Policy = { ...policy, routes: [], sites: [] };
+    parentPort!.postMessage({ id, result: { ...result, policy: rest }, keys: Object.keys(policy) } satisfies ResultMessage);
+  };
+  parentPort!.on('message', (msg: Job | Ack) => {
+    if ('ack' in msg) {
+      const ack = acks.get(msg.ack);
+      acks.delete(msg.ack);
+      ack?.();
+      return;
+    }
+    const job = msg;
+    void loadPolicyFile(job.file, job.env).then((result) => (job.warm ? parentPort!.postMessage({ id: job.id }) : send(job.id, result)));
   });
 }

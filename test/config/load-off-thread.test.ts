@@ -3,7 +3,7 @@
 import t from 'tap';
 import { join } from 'node:path';
 import { loadPolicyFile } from '../../src/config/load-policy.js';
-import { closePolicyWorker, loadPolicyFileOffThread, warmPolicyWorker } from '../../src/config/load-off-thread.js';
+import { closePolicyWorker, ITEMS_PER_PART, loadPolicyFileOffThread, warmPolicyWorker } from '../../src/config/load-off-thread.js';
 
 const good = 'sites:\n  a: { url: "http://127.0.0.1:1", building: ${B} }\nroutes:\n  - { name: r, sites: [a] }\n';
 const bad = 'sites:\n  a: { url: "http://127.0.0.1:1" }\nroutes:\n  - { name: r, sites: [b] }\n';
@@ -67,4 +67,30 @@ t.test('one worker for every reload: warmed at start, replaced once it is gone',
   const fourth = await loadPolicyFileOffThread(file, { B: 'four' }, { minBytes: 0 });
   t.equal(fourth.offThread, true, 'a new worker');
   t.equal(fourth.result.ok && fourth.result.policy.sites[0]!.building, 'four');
+});
+
+t.test('a large policy comes in parts: the same policy, in order, its keys in order, frozen', async (t) => {
+  t.teardown(closePolicyWorker);
+  const siteCount = ITEMS_PER_PART + 7;
+  const routeCount = 3 * ITEMS_PER_PART + 11;
+  const lines = ['sites:'];
+  for (let i = 0; i < siteCount; i++) lines.push(`  s${i}: { url: "http://127.0.0.1:${1000 + i}", building: b${i % 5} }`);
+  lines.push('routes:');
+  for (let i = 0; i < routeCount; i++) lines.push(`  - { name: r${i}, match: { host: r${i}.example }, sites: [s${i % siteCount}], priority: ${1 + (i % 3)} }`);
+  const dir = t.testdir({ 'big.yaml': `${lines.join('\n')}\n` });
+  const file = join(dir, 'big.yaml');
+  const load = await loadPolicyFileOffThread(file, {}, { minBytes: 0 });
+  const here = await loadPolicyFile(file, {});
+  t.equal(load.offThread, true);
+  if (!load.result.ok || !here.ok) throw new Error('expected a policy');
+  const policy = load.result.policy;
+  t.equal(policy.routes.length, routeCount);
+  t.equal(policy.sites.length, siteCount);
+  t.same(policy, here.policy, 'what loadPolicyFile answers');
+  t.same(policy.routes.map((r) => r.name), here.policy.routes.map((r) => r.name), 'routes in policy order');
+  t.same(Object.keys(policy), Object.keys(here.policy), 'keys in their order');
+  t.ok(Object.isFrozen(policy) && Object.isFrozen(policy.routes) && Object.isFrozen(policy.routes[routeCount - 1]!.match), 'deep-frozen');
+  // The next reload on the same worker still answers whole.
+  const again = await loadPolicyFileOffThread(file, {}, { minBytes: 0 });
+  t.same(again.result, here);
 });
