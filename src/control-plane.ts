@@ -141,6 +141,10 @@ export class ControlPlane {
    * is the gateway finding its feet, not an incident.
    */
   started(): void {
+    // What the round found, decided once and settled (during the round
+    // nothing decides unless someone reads the table: 1,002 sites' first
+    // verdicts arriving over many turns were as many decisions of every route).
+    this.#flush();
     this.#starting = false;
   }
 
@@ -439,7 +443,8 @@ export class ControlPlane {
   #recompute(): void {
     if (this.#closed) return;
     this.#dirty = true;
-    this.#scheduleSlice();
+    // The first probe round is decided when it ends (started()) or when read.
+    if (!this.#starting) this.#scheduleSlice();
   }
 
   #scheduleSlice(): void {
