@@ -27,7 +27,7 @@ import { indexPolicy, type Policy, type PolicyIndex, type RoutePolicy } from '..
 import type { SiteHealth } from '../health/health-state.js';
 import type {
   Approval, BlockedReason, DecisionInputs, FailoverReason, IntegrityVerdict, RampProgress, RouteDecision, RouteState,
-  RouteTable, WeightedSite,
+  RouteTable, Transition, WeightedSite,
 } from './route-table.js';
 
 /** States in which a route is on its way back to a more preferred site. */
@@ -95,6 +95,7 @@ export function* decideRoutesInSteps(inputs: DecisionInputs): Generator<void, Ro
     rampingCount: 0,
     described: new Map(),
     whole: new Map(),
+    alike: new Map(),
   };
   // Routes that were ramping keep their slot until they finish or stop, so a
   // route decided earlier in this pass cannot steal it.
@@ -116,7 +117,7 @@ export function* decideRoutesInSteps(inputs: DecisionInputs): Generator<void, Ro
     const decision = before !== undefined && changed !== null && !changed.has(route.name)
       && !TIME_BOUND.has(before.state) && !hasBetter(route, before)
       ? settled(before)
-      : finish(decideRoute(route, ctx), settling ? undefined : before, nowMs);
+      : finish(decideRoute(route, ctx), settling ? undefined : before, nowMs, ctx);
     if (wasRamping && decision.state !== 'ramping') ctx.rampingCount--;
     if (!wasRamping && decision.state === 'ramping') ctx.rampingCount++;
     ctx.decided.set(route.name, decision);
@@ -330,6 +331,12 @@ interface Context {
   readonly described: Map<string, string>;
   /** `[{ site, weight: 100 }]` per site, frozen once per decision and shared by its routes. */
   readonly whole: Map<string, readonly WeightedSite[]>;
+  /**
+   * Reasons and transitions alike across routes, made once per decision and
+   * shared: two thousand routes moving at once are then two thousand decision
+   * objects, not ten thousand objects for the young-generation collector to copy.
+   */
+  readonly alike: Map<string, string | Transition>;
 }
 
 /** A decision before `sinceMs` and `transition` are worked out against the previous table. */
@@ -534,13 +541,27 @@ function onSite(
   const isFirst = site === route.sites[0];
   const weights = whole(site, ctx);
   if (isFirst) {
-    return { name: base.name, eligible: base.eligible, preferred: base.preferred, state: 'preferred', active: site, weights, reason: `serving from ${site}, its first choice`, changeReason };
+    const reason = alike(ctx, `first\u0000${site}`, () => `serving from ${site}, its first choice`);
+    return { name: base.name, eligible: base.eligible, preferred: base.preferred, state: 'preferred', active: site, weights, reason, changeReason };
   }
-  const passedOver = route.sites.slice(0, rank(route, site)).map((s) => describeSite(s, ctx));
+  const passed = route.sites.slice(0, rank(route, site));
+  const reason = alike(ctx, `over\u0000${site}\u0000${passed.join('\u0000')}`,
+    () => `serving from ${site}: ${passed.map((s) => describeSite(s, ctx)).join('; ')}`);
   return {
     name: base.name, eligible: base.eligible, preferred: base.preferred, state: 'failed-over', active: site, weights,
-    reason: `serving from ${site}: ${passedOver.join('; ')}`, changeReason,
+    reason, changeReason,
   };
+}
+
+/** The value for `key` made once in this decision (see Context.alike). */
+function alike<T extends string | Transition>(ctx: Context, key: string, make: () => T): T {
+  let value = ctx.alike.get(key) as T | undefined;
+  if (value === undefined) {
+    value = make();
+    if (typeof value === 'object') Object.freeze(value);
+    ctx.alike.set(key, value);
+  }
+  return value;
 }
 
 /** A route's whole traffic on one site, as a frozen weights list shared by every route on that site. */
@@ -559,7 +580,7 @@ function whole(site: string, ctx: Context): readonly WeightedSite[] {
  * destructuring and spreads each took a slow path, thousands of times per
  * decision.
  */
-function finish(draft: Draft, prev: RouteDecision | undefined, nowMs: number): RouteDecision {
+function finish(draft: Draft, prev: RouteDecision | undefined, nowMs: number, ctx: Context): RouteDecision {
   const sameState = prev !== undefined && prev.state === draft.state && prev.active === draft.active
     && prev.blocked?.code === draft.blocked?.code;
   const moved = (prev?.active ?? null) !== draft.active && prev !== undefined;
@@ -574,9 +595,13 @@ function finish(draft: Draft, prev: RouteDecision | undefined, nowMs: number): R
   if (draft.pinnedTo !== undefined) d.pinnedTo = draft.pinnedTo;
   if (draft.passiveIgnored !== undefined) d.passiveIgnored = draft.passiveIgnored;
   if (moved) {
-    d.transition = {
-      from: prev!.active, to: draft.active, reason: draft.changeReason ?? 'site_down', ...(draft.forced ? { forced: true } : {}),
-    };
+    const from = prev!.active;
+    const to = draft.active;
+    const reason = draft.changeReason ?? 'site_down';
+    const forced = draft.forced === true;
+    // \u0001 stands for null: no name has it (a site named "null" must not share null's transition).
+    d.transition = alike(ctx, `move\u0000${from ?? '\u0001'}\u0000${to ?? '\u0001'}\u0000${reason}\u0000${forced}`,
+      (): Transition => ({ from, to, reason, ...(forced ? { forced: true } : {}) }));
   }
   return freezeDecision(d);
 }

@@ -141,3 +141,19 @@ t.test('samePart: policy parts compared field by field across a reload', async (
   ];
   for (const [a, b, same, why] of cases) t.equal(samePart(a, b), same, why);
 });
+
+t.test('decideRoutes: routes moving alike share one frozen transition and one reason', async (t) => {
+  const policy = bigPolicy(400);
+  const health = new Map(policy.sites.map((s) => [s.name, up(0)]));
+  const first = decideRoutes({ policy, health, overrides: none, integrity: new Map(), prev: undefined, nowMs: 1000 });
+  const down = new Map(health).set('hub', { status: 'down', passes: 0, fails: 2, sinceMs: 2000, reason: 'refused' });
+  const next = decideRoutes({ policy, health: down, overrides: none, integrity: new Map(), prev: first, nowMs: 2000 });
+  const [a, b, c] = [next.byName.get('r0')!, next.byName.get('r40')!, next.byName.get('r1')!];
+  t.same(a.transition, { from: 'hub', to: 's0', reason: 'site_down' });
+  t.equal(a.transition, b.transition, 'r0 and r40 both moved hub -> s0: one transition object');
+  t.not(a.transition, c.transition, 'r1 moved to s1: its own');
+  t.ok(Object.isFrozen(a.transition));
+  t.equal(a.reason, 'serving from s0: hub down (refused)');
+  t.equal(a.reason, b.reason);
+  t.equal(c.reason, 'serving from s1: hub down (refused)');
+});
