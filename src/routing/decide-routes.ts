@@ -94,7 +94,6 @@ export function* decideRoutesInSteps(inputs: DecisionInputs): Generator<void, Ro
     recovering: null,
     rampingCount: 0,
     described: new Map(),
-    whole: new Map(),
     alike: new Map(),
   };
   // Routes that were ramping keep their slot until they finish or stop, so a
@@ -329,14 +328,13 @@ interface Context {
   rampingCount: number;
   /** describeSite's answers in this decision. */
   readonly described: Map<string, string>;
-  /** `[{ site, weight: 100 }]` per site, frozen once per decision and shared by its routes. */
-  readonly whole: Map<string, readonly WeightedSite[]>;
   /**
-   * Reasons and transitions alike across routes, made once per decision and
-   * shared: two thousand routes moving at once are then two thousand decision
-   * objects, not ten thousand objects for the young-generation collector to copy.
+   * Weights, reasons and transitions alike across routes, made (and frozen)
+   * once per decision and shared: two thousand routes moving at once are then
+   * two thousand decision objects, not ten thousand objects for the
+   * young-generation collector to copy.
    */
-  readonly alike: Map<string, string | Transition>;
+  readonly alike: Map<string, Alike>;
 }
 
 /** A decision before `sinceMs` and `transition` are worked out against the previous table. */
@@ -553,8 +551,10 @@ function onSite(
   };
 }
 
+type Alike = string | Transition | readonly WeightedSite[];
+
 /** The value for `key` made once in this decision (see Context.alike). */
-function alike<T extends string | Transition>(ctx: Context, key: string, make: () => T): T {
+function alike<T extends Alike>(ctx: Context, key: string, make: () => T): T {
   let value = ctx.alike.get(key) as T | undefined;
   if (value === undefined) {
     value = make();
@@ -566,12 +566,7 @@ function alike<T extends string | Transition>(ctx: Context, key: string, make: (
 
 /** A route's whole traffic on one site, as a frozen weights list shared by every route on that site. */
 function whole(site: string, ctx: Context): readonly WeightedSite[] {
-  let weights = ctx.whole.get(site);
-  if (weights === undefined) {
-    weights = Object.freeze([Object.freeze({ site, weight: 100 })]);
-    ctx.whole.set(site, weights);
-  }
-  return weights;
+  return alike(ctx, `whole\u0000${site}`, () => [Object.freeze({ site, weight: 100 })]);
 }
 
 /**
