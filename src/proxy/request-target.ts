@@ -28,6 +28,8 @@ export type RequestTarget =
   | { readonly ok: false; readonly reason: string };
 
 const ENCODED_SEPARATOR = /%2f|%5c|\\/i;
+/** What any of the checks and rewrites of parseRequestTarget could act on. */
+const NEEDS_A_LOOK = /%|\\|;|\/\/|\/\./;
 
 /**
  * The origin-form target to match and forward (`/a/b?q`): absolute-form
@@ -52,6 +54,9 @@ export function parseRequestTarget(target: string, host?: string): RequestTarget
   // The part after '#' is checked too: a site that does not treat '#' as special would resolve it.
   const pathPart = end === -1 ? path : path.slice(0, end);
   const query = end === -1 ? '' : path.slice(end);
+  // Most paths have nothing to settle: every refusal and rewrite below needs
+  // one of these (a dot segment starts with `/.`, an encoded one has `%`).
+  if (!NEEDS_A_LOOK.test(pathPart)) return { ok: true, path, routePath: path };
   if (pathPart.split(/\/|\\|%2f|%5c/i).some(isDotSegment)) {
     return { ok: false, reason: 'dot segments (. or ..) in the path are not allowed' };
   }
