@@ -10,6 +10,7 @@ import { PerformanceObserver, constants as perfConstants, monitorEventLoopDelay,
 import { getHeapStatistics } from 'node:v8';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { RouteDecision, RouteTable, BlockedReason } from '../routing/route-table.js';
+import { HotCounter, HotHistogram } from './hot-metrics.js';
 
 export interface MetricsState {
   readonly table: RouteTable | undefined;
@@ -30,8 +31,9 @@ export const BLOCKED_REASONS: readonly BlockedReason[] = ['integrity', 'priority
 
 export interface Metrics {
   readonly registry: Registry;
-  readonly requests: Counter<'route' | 'site' | 'code'>;
-  readonly requestDuration: Histogram<'route' | 'site'>;
+  /** Updated by every request: cells instead of prom-client's per-call label handling (see hot-metrics.ts). */
+  readonly requests: HotCounter<'route' | 'site' | 'code'>;
+  readonly requestDuration: HotHistogram<'route' | 'site'>;
   readonly failovers: Counter<'route' | 'from' | 'to' | 'reason'>;
   readonly healthChecks: Counter<'site' | 'result'>;
   readonly healthCheckDuration: Histogram<'site'>;
@@ -60,13 +62,13 @@ export function createMetrics(registry: Registry): Metrics {
   let source: MetricsStateSource | undefined;
   const state = (): MetricsState | undefined => source?.();
 
-  const requests = new Counter({
+  const requests = new HotCounter({
     name: 'detour_requests_total',
     help: 'Proxied requests by route, serving site and response status code (site "none" when no site could serve).',
     labelNames: ['route', 'site', 'code'] as const,
     registers: [registry],
   });
-  const requestDuration = new Histogram({
+  const requestDuration = new HotHistogram({
     name: 'detour_request_duration_seconds',
     help: 'Time from request received to response headers sent, by route and serving site.',
     labelNames: ['route', 'site'] as const,

@@ -1,15 +1,15 @@
 // The two metrics every request updates (detour_requests_total and
-// detour_request_duration_seconds), through label children kept per (route,
-// site, code): prom-client's own path builds a labels object and checks its
-// names on every call, which showed in the profile of a loaded gateway.
-// Children stay valid across reloads (a reset or removed series is simply
-// recreated by the next request); the cache is dropped when a reload changes
+// detour_request_duration_seconds), through their cells kept per (route,
+// site, code), so a request does one map lookup and plain arithmetic
+// (src/metrics/hot-metrics.ts). Cells stay valid across a registry reset
+// (they are emptied in place); the cache is dropped when a reload changes
 // the sites (forget()) and is bounded, so routes removed by reloads do not pile up.
+import type { CounterCell, HistogramCell } from '../metrics/hot-metrics.js';
 import type { Metrics } from '../metrics/metrics.js';
 
 interface Children {
-  readonly duration: { observe(seconds: number): void };
-  readonly byCode: Map<number, { inc(): void }>;
+  readonly duration: HistogramCell;
+  readonly byCode: Map<number, CounterCell>;
 }
 
 /** Routes x sites cached before the cache is started afresh (codes per pair are few). */
