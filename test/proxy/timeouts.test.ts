@@ -113,6 +113,34 @@ t.test('a response that stalls after its headers: the client gets an error withi
   await waitFor(() => h.forwarder.inFlight() === 0, { message: 'exchange finished' });
 });
 
+t.test('a site that answers before the upload is done and then stalls mid-body is cut off too', async (t) => {
+  // The response clock never ran (the request was not fully sent when the
+  // headers came): the body's silence is still bounded.
+  const url = await startServer(t, (req, res) => {
+    req.on('data', () => {});
+    res.writeHead(200, { 'content-length': '100' });
+    res.write('early');
+  });
+  const responseMs = 150;
+  const policy = testPolicy({
+    sites: [{ name: 'a', url, timeouts: { responseMs } }],
+    routes: [{ name: 'r', sites: ['a'], retry: { maxBodyBytes: 10 } }],
+  });
+  const h = await startHarness(policy);
+  t.teardown(() => h.close());
+
+  // A streamed upload (over maxBodyBytes) that never ends.
+  const req = http.request(`${h.url}/upload`, { agent: false, method: 'PUT', headers: { 'transfer-encoding': 'chunked' } });
+  req.write('x'.repeat(100));
+  const { value: outcome, ms } = await timed(() => readOutcome(req));
+  t.equal(outcome.how, 'error', 'the client sees an error, not a hang');
+  t.equal(outcome.status, 200);
+  t.equal(outcome.bytes, 'early'.length);
+  t.ok(ms >= responseMs - 10 && ms < responseMs + 1500, `cut off after about responseMs (${ms.toFixed(0)}ms)`);
+  await waitFor(() => h.passive.requestFailed.length === 1, { message: 'stall reported' });
+  t.match(h.passive.requestFailed, [['a', /stalled/]]);
+});
+
 t.test('a client that reads slowly is not a stalled site', async (t) => {
   // Far more than the socket buffers between site, detour and client can hold,
   // so detour really waits on the client while the client pauses.
