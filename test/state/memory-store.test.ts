@@ -61,3 +61,45 @@ t.test('always up, never reports a status change; a throwing listener does not b
   store.apply({ op: 'drain', kind: 'site', name: 'serpong' });
   t.equal(after.length, 1, 'no listeners after close');
 });
+
+t.test('every snapshot keeps the votes of its moment, across thousands of verdicts', async (t) => {
+  // Verdicts are a log under the snapshots (compacted as it grows): a snapshot
+  // read late must still show what was true when it was taken, in site order.
+  let now = 0;
+  const store = new MemoryStore({ replicaId: 'solo', now: () => now });
+  t.teardown(() => store.close());
+  const expected = new Map<string, Record<string, unknown>>();
+  const taken: Array<{ snapshot: SharedState; votes: Record<string, unknown> }> = [];
+  let x = 3;
+  for (let i = 0; i < 3000; i++) {
+    x = (x * 1103515245 + 12345) % 2147483648;
+    const site = `s${x % 150}`;
+    now = i;
+    if (x % 7 === 0) {
+      store.forgetHealth(site);
+      expected.delete(site);
+    } else {
+      const status = x % 2 === 0 ? 'up' : 'down';
+      store.publishHealth(site, { status, sinceMs: i, reason: `r${i}` });
+      expected.set(site, { solo: { status, sinceMs: i, reason: `r${i}`, atMs: i } });
+    }
+    if (i % 97 === 0) taken.push({ snapshot: store.snapshot(), votes: Object.fromEntries(expected) });
+  }
+  // Read only now, long after each was taken.
+  for (const { snapshot, votes } of taken) {
+    t.same(snapshot.health, votes);
+    t.same(Object.keys(snapshot.health), Object.keys(votes), 'in the order sites first got a verdict');
+  }
+  t.same(store.snapshot().health, Object.fromEntries(expected));
+  t.ok(Object.isFrozen(store.snapshot().health));
+});
+
+t.test('a site named like an object property is just a site', async (t) => {
+  const store = new MemoryStore({ replicaId: 'solo' });
+  t.teardown(() => store.close());
+  for (const name of ['__proto__', 'constructor', 'toString']) store.publishHealth(name, { status: 'up', sinceMs: 1, reason: 'ok' });
+  const health = store.snapshot().health;
+  t.same(Object.keys(health), ['__proto__', 'constructor', 'toString']);
+  t.ok(Object.hasOwn(health, '__proto__'), 'an own property, not the prototype');
+  t.equal(Object.getPrototypeOf(health), Object.prototype);
+});
