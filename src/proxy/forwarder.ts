@@ -270,9 +270,9 @@ export class Forwarder {
    * removed by a reload. Called with every new route table; the sockets are
    * cut on both sides so clients reconnect and are routed afresh.
    */
-  retainSites(usable: ReadonlySet<string>): void {
+  retainSites(usable: (site: string) => boolean): void {
     for (const site of this.webSockets.sites()) {
-      if (!usable.has(site)) this.closeWebSockets(site, 'no longer eligible');
+      if (!usable(site)) this.closeWebSockets(site, 'no longer eligible');
     }
   }
 

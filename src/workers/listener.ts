@@ -6,7 +6,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { Server as NetServer, type AddressInfo, type Socket } from 'node:net';
-import type { Policy } from '../config/policy.js';
+import { indexPolicy, type Policy } from '../config/policy.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { RouteTable } from '../routing/route-table.js';
@@ -108,7 +108,10 @@ export class DataPlaneListener {
 
   /** Open WebSockets to a site no route may use any more (drained, pinned away) are cut, so clients reconnect elsewhere. */
   tableChanged(table: RouteTable): void {
-    this.forwarder.retainSites(new Set(table.routes.flatMap((d) => d.eligible)));
+    // Asked only for sites with WebSockets open: a table of 10,000 routes is not walked for nothing.
+    const routesBySite = indexPolicy(table.policy).routesBySite;
+    this.forwarder.retainSites((site) => (routesBySite.get(site) ?? [])
+      .some((route) => table.byName.get(route.name)?.eligible.includes(site) === true));
   }
 
   siteDown(site: string): void {

@@ -55,21 +55,23 @@ t.test('siteDown(): WebSockets to the downed site are cut on both sides, others 
   t.equal(b.open.size, 2, 'siteDown of another site closes nothing');
 });
 
-t.test('retainSites(): WebSockets to sites outside the set are cut, the rest stay', async (t) => {
+t.test('retainSites(): WebSockets to sites no longer usable are cut, the rest stay', async (t) => {
   const { a, b, h, toA, toB } = await setupWs(t);
-  h.forwarder.retainSites(new Set(['a', 'b']));
+  const asked: string[] = [];
+  h.forwarder.retainSites((site) => { asked.push(site); return site === 'a' || site === 'b'; });
+  t.same(asked.sort(), ['a', 'b'], 'asked about the sites with WebSockets open, once each');
   t.equal(await echo(toA[1]!.socket, 'x'), 'a:x', 'both sites usable: nothing closed');
   t.equal(a.open.size, 2);
 
   // a drained: the control plane leaves it out of every route's eligible sites.
-  h.forwarder.retainSites(new Set(['b']));
+  h.forwarder.retainSites((site) => site === 'b');
   await Promise.all(toA.map((c) => closed(c.socket)));
   await waitFor(() => a.open.size === 0, { message: 'site a sees its connections closed' });
   t.equal(await echo(toB.socket, 'y'), 'b:y');
   t.equal(b.open.size, 1);
   t.same(h.passive.failed, []);
 
-  h.forwarder.retainSites(new Set());
+  h.forwarder.retainSites(() => false);
   await closed(toB.socket);
   await waitFor(() => b.open.size === 0, { message: 'site b sees its connection closed' });
 });
