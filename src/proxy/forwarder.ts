@@ -278,10 +278,12 @@ export class Forwarder {
 
   /**
    * Drop the upstream connection pools of origins not among `siteUrls` (after
-   * a reload removed or moved sites). Requests running on them finish.
+   * a reload removed or moved sites), and the retry budgets of (route, site)
+   * pairs `policy` no longer has. Requests running on them finish.
    */
-  retainOrigins(siteUrls: Iterable<string>): void {
-    const policy = this.deps.currentTable().policy;
+  retainOrigins(siteUrls: Iterable<string>, policy: Policy = this.deps.currentTable().policy): void {
+    // `policy`: the reloaded one (the table in force may still be decided from
+    // the old one, and reading it here would finish a decision under way in one go).
     this.requestMetrics.forget();
     const routes = indexPolicy(policy).routes;
     this.retryBudget.retain((route, site) => routes.get(route)?.sites.includes(site) === true);

@@ -52,10 +52,15 @@ const orders = new WeakMap<Policy, readonly RoutePolicy[]>();
 export function decisionOrder(policy: Policy): readonly RoutePolicy[] {
   let order = orders.get(policy);
   if (order === undefined) {
-    order = Object.freeze(policy.routes
-      .map((route, index) => ({ route, index }))
-      .sort((a, b) => a.route.priority - b.route.priority || a.index - b.index)
-      .map(({ route }) => route));
+    // Grouped by priority in policy order, then the (few) levels sorted: linear
+    // in routes, where sorting 10,000 routes was a few milliseconds of a reload's turn.
+    const levels = new Map<number, RoutePolicy[]>();
+    for (const route of policy.routes) {
+      const level = levels.get(route.priority);
+      if (level) level.push(route);
+      else levels.set(route.priority, [route]);
+    }
+    order = Object.freeze([...levels.keys()].sort((a, b) => a - b).flatMap((priority) => levels.get(priority)!));
     orders.set(policy, order);
   }
   return order;

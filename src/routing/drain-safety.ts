@@ -43,8 +43,18 @@ export function findEmptiedRoutes(
     const h = health(site);
     return h === undefined || h.status !== 'down' || h.passiveOnly === true;
   };
+  // Only a site drained after and not before can take a route's last site
+  // away: with none (a reload of a policy without drains), no route is looked at.
+  const newlyDrained = new Set<string>();
+  for (const site of policy.sites) {
+    const drainedAfter = after.sites.has(site.name) || after.buildings.has(site.building);
+    const drainedBefore = before.sites.has(site.name) || before.buildings.has(site.building);
+    if (drainedAfter && !drainedBefore) newlyDrained.add(site.name);
+  }
+  if (newlyDrained.size === 0) return [];
   return policy.routes
-    .filter((r) => r.sites.some((s) => canServe(s, before)) && !r.sites.some((s) => canServe(s, after)))
+    .filter((r) => r.sites.some((s) => newlyDrained.has(s))
+      && r.sites.some((s) => canServe(s, before)) && !r.sites.some((s) => canServe(s, after)))
     .map((r) => r.name);
 }
 

@@ -101,7 +101,7 @@ export class DataPlaneListener {
   applyPolicy(policy: Policy, material: PolicyMaterial): void {
     this.#material = material;
     if (material.listener && this.server instanceof https.Server) this.server.setSecureContext(material.listener);
-    this.forwarder.retainOrigins(policy.sites.map((s) => s.url));
+    this.forwarder.retainOrigins(policy.sites.map((s) => s.url), policy);
     applyClientLimits(this.server, policy.limits);
     this.accessLog.update(policy.accessLog);
   }

@@ -48,3 +48,13 @@ for (const c of cases) {
     t.same(findEmptiedRoutes(policy, health, before, withDrain(before, c.drain)), c.emptied);
   });
 }
+
+t.test('nothing newly drained (a reload of a policy without drains): no route is looked at', async (t) => {
+  let asked = 0;
+  const health = (): SiteServability | undefined => { asked++; return undefined; };
+  t.same(findEmptiedRoutes(policy, health, drains(['cyber1']), drains(['cyber1'])), []);
+  t.same(findEmptiedRoutes(policy, health, none, none), []);
+  t.equal(asked, 0, 'no site health consulted');
+  t.same(findEmptiedRoutes(policy, health, none, drains(['dr'])), [], 'one newly drained site: only its routes');
+  t.ok(asked > 0 && asked <= 3, `asked about the routes listing dr only (${asked})`);
+});
