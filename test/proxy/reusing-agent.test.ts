@@ -53,6 +53,17 @@ async function idle(agent: http.Agent, n: number): Promise<void> {
   throw new Error(`the agent never had ${n} idle connections`);
 }
 
+/** A site, a pool to it, and one request done, so one idle connection waits in the pool. */
+async function pooledOnce(t: { teardown(fn: () => unknown): void }): Promise<{ site: Site; agent: http.Agent }> {
+  const site = await startSite(t);
+  const agents = new UpstreamAgents();
+  t.teardown(() => agents.close());
+  const agent = agents.agentFor(site.url);
+  await get(agent, site.url);
+  await idle(agent, 1);
+  return { site, agent };
+}
+
 t.test('sequential requests share one connection, marked reused', async (t) => {
   const site = await startSite(t);
   const agents = new UpstreamAgents();
@@ -95,12 +106,7 @@ t.test('a burst opens connections, the next requests reuse them, most recent fir
 });
 
 t.test('a connection destroyed while idle is not handed out', async (t) => {
-  const site = await startSite(t);
-  const agents = new UpstreamAgents();
-  t.teardown(() => agents.close());
-  const agent = agents.agentFor(site.url);
-  await get(agent, site.url);
-  await idle(agent, 1);
+  const { site, agent } = await pooledOnce(t);
   // Destroyed, and its 'close' (which takes it out of the pool) not yet run.
   Object.values(agent.freeSockets)[0]![0]!.destroy();
   const next = await get(agent, site.url);
@@ -109,12 +115,7 @@ t.test('a connection destroyed while idle is not handed out', async (t) => {
 });
 
 t.test('a request timeout of its own is applied to the pooled connection it gets', async (t) => {
-  const site = await startSite(t);
-  const agents = new UpstreamAgents();
-  t.teardown(() => agents.close());
-  const agent = agents.agentFor(site.url);
-  await get(agent, site.url);
-  await idle(agent, 1);
+  const { site, agent } = await pooledOnce(t);
   const next = await get(agent, site.url, 12_345);
   t.equal(next.reused, true);
   t.equal(next.socketTimeout, 12_345);
