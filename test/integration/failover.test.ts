@@ -88,7 +88,10 @@ t.test('drain a building through the admin API', async (t) => {
   const drainedAt = Date.now();
   await waitFor(() => load.outcomes.filter((o) => o.startedMs > drainedAt).length > 60, { timeoutMs: 5000 });
   await load.stop();
-  t.equal(rig.sites.cyber1!.counts.traffic, countAtDrain, 'no new request reached the drained building');
+  // New means sent after the 2xx: a request detour had already sent to cyber1
+  // may still land there a moment later (seen once in about 16 runs).
+  t.same(load.outcomes.filter((o) => o.startedMs > drainedAt && o.site === 'cyber1'), [], 'no new request reached the drained building');
+  t.ok(rig.sites.cyber1!.counts.traffic <= countAtDrain + 4, 'at most the requests in flight at the drain (4 workers) arrived after it');
   t.same(load.failed, [], 'no client error during the drain');
 
   const status = (await rig.admin('GET', '/status')).json;
