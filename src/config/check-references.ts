@@ -46,7 +46,7 @@ export function checkReferences(root: unknown): ReferenceProblem[] {
       if (first === undefined) firstRouteByName.set(route.name, index);
       else report([...path, 'name'], `duplicate route name "${route.name}" (already used by routes[${first}])`);
     }
-    if (Array.isArray(route.sites)) checkSiteList(route.sites, [...path, 'sites'], siteNames, knownSites, report);
+    if (Array.isArray(route.sites)) checkSiteList(route.sites, [...path, 'sites'], knownSites, report);
     if (isData(route.failback)) checkFailback(route.failback, [...path, 'failback'], report);
   });
 
@@ -82,7 +82,6 @@ export function checkReferences(root: unknown): ReferenceProblem[] {
 function checkSiteList(
   list: unknown[],
   path: readonly PathSegment[],
-  siteNames: readonly string[] | undefined,
   knownSites: ReadonlySet<string> | undefined,
   report: (path: readonly PathSegment[], message: string) => void,
 ): void {
@@ -92,7 +91,7 @@ function checkSiteList(
     const first = seen.get(name);
     if (first !== undefined) report([...path, index], `site "${name}" is listed twice (also at position ${first + 1}); each site appears once, in order of preference`);
     else seen.set(name, index);
-    if (siteNames !== undefined && !knownSites!.has(name)) report([...path, index], describeUnknown('site', name, siteNames));
+    if (knownSites !== undefined && !knownSites.has(name)) report([...path, index], describeUnknown('site', name, [...knownSites]));
   });
 }
 
