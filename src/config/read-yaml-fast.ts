@@ -34,20 +34,30 @@ export interface FastReadOptions {
 }
 
 // The YAML library's core schema (yaml/dist/schema/core and common/null), test for test.
-const scalar = (tag: string, test: RegExp, construct: (s: string) => unknown) =>
-  new Type(tag, { kind: 'scalar', resolve: (s: unknown) => typeof s === 'string' && test.test(s), construct: (s: string) => construct(s) });
+// js-yaml tries every type on every plain scalar, and most of a policy's scalars
+// are names; a look at the first character (each pattern's possible first
+// characters) skips the patterns that cannot match before running them.
+const startsWithOneOf = (s: string, firsts: string) => s.length > 0 && firsts.includes(s[0]!);
+const scalar = (tag: string, firsts: string, test: RegExp, construct: (s: string) => unknown) => new Type(tag, {
+  kind: 'scalar',
+  resolve: (s: unknown) => typeof s === 'string' && (s.length === 0 || startsWithOneOf(s, firsts)) && test.test(s),
+  construct: (s: string) => construct(s),
+});
+const NUMBER_FIRSTS = '0123456789+-';
+const FLOAT_FIRSTS = `${NUMBER_FIRSTS}.`;
 const CORE = FAILSAFE_SCHEMA.extend({
   implicit: [
-    scalar('tag:yaml.org,2002:null', /^(?:~|[Nn]ull|NULL)?$/, () => null),
-    scalar('tag:yaml.org,2002:bool', /^(?:[Tt]rue|TRUE|[Ff]alse|FALSE)$/, (s) => s[0] === 't' || s[0] === 'T'),
+    scalar('tag:yaml.org,2002:null', '~nN', /^(?:~|[Nn]ull|NULL)?$/, () => null),
+    scalar('tag:yaml.org,2002:bool', 'tTfF', /^(?:[Tt]rue|TRUE|[Ff]alse|FALSE)$/, (s) => s[0] === 't' || s[0] === 'T'),
     new Type('tag:yaml.org,2002:int', {
       kind: 'scalar',
-      resolve: (s: unknown) => typeof s === 'string' && (/^0o[0-7]+$/.test(s) || /^[-+]?[0-9]+$/.test(s) || /^0x[0-9a-fA-F]+$/.test(s)),
+      resolve: (s: unknown) => typeof s === 'string' && startsWithOneOf(s, NUMBER_FIRSTS)
+        && (/^0o[0-7]+$/.test(s) || /^[-+]?[0-9]+$/.test(s) || /^0x[0-9a-fA-F]+$/.test(s)),
       construct: (s: string) => (s.startsWith('0o') ? parseInt(s.slice(2), 8) : s.startsWith('0x') ? parseInt(s.slice(2), 16) : parseInt(s, 10)),
     }),
     new Type('tag:yaml.org,2002:float', {
       kind: 'scalar',
-      resolve: (s: unknown) => typeof s === 'string' && (/^(?:[-+]?\.(?:inf|Inf|INF)|\.nan|\.NaN|\.NAN)$/.test(s)
+      resolve: (s: unknown) => typeof s === 'string' && startsWithOneOf(s, FLOAT_FIRSTS) && (/^(?:[-+]?\.(?:inf|Inf|INF)|\.nan|\.NaN|\.NAN)$/.test(s)
         || /^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$/.test(s) || /^[-+]?(?:\.[0-9]+|[0-9]+\.[0-9]*)$/.test(s)),
       construct: (s: string) => {
         if (/^[-+]?\.(?:inf|Inf|INF)$/.test(s)) return s[0] === '-' ? Number.NEGATIVE_INFINITY : Number.POSITIVE_INFINITY;
