@@ -158,6 +158,22 @@ t.test('a reload keeps the window of unchanged sites and resets changed ones', a
   t.same(reports, ['cyber1'], 'changed settings start a new window');
 });
 
+t.test('a reload compares passive settings by value: equal copies keep the window, a changed status list resets it', async (t) => {
+  const reports: string[] = [];
+  const monitor = new PassiveMonitor({ now: () => 0, siteFailed: () => {}, siteSuspected: (site) => reports.push(site) });
+  const cyber1 = { ...makeSite('cyber1', 'http://127.0.0.1:1'), passive: { ...defaultPassive, ...small } };
+  monitor.update([cyber1]);
+  for (let i = 0; i < 9; i++) monitor.requestFailed('cyber1', 'reset', 'c');
+  // The same settings, as a reload parses them: new objects, keys in another order.
+  const { statuses, ...rest } = cyber1.passive;
+  monitor.update([{ ...cyber1, passive: { statuses: [...statuses], ...rest } }]);
+  monitor.requestFailed('cyber1', 'reset', 'c');
+  t.same(reports, ['cyber1'], 'an equal copy kept the nine failures');
+  monitor.update([{ ...cyber1, passive: { ...cyber1.passive, statuses: statuses.slice(1) } }]);
+  for (let i = 0; i < 9; i++) monitor.requestFailed('cyber1', 'reset', 'c');
+  t.same(reports, ['cyber1'], 'another status list started a new window (nine failures are not enough)');
+});
+
 t.test('judgeWindow says why it does not suspect', async (t) => {
   const p = { ...defaultPassive, ...small, minClients: 2 };
   const rows: Array<[{ requests: number; failures: number; failingClients: number }, string | true]> = [
