@@ -241,22 +241,29 @@ const indexes = new WeakMap<Policy, PolicyIndex>();
 export function indexPolicy(policy: Policy): PolicyIndex {
   let index = indexes.get(policy);
   if (index === undefined) {
-    const routesBySite = new Map<string, RoutePolicy[]>(policy.sites.map((s) => [s.name, []]));
-    for (const route of policy.routes) {
-      // A site listed twice counts once (no Set per route: 10,000 of them were most of a reload's index).
-      route.sites.forEach((site, i) => {
-        if (route.sites.indexOf(site) === i) routesBySite.get(site)?.push(route);
-      });
-    }
+    // Plain loops, no [key, value] pair or closure per entry: this runs in a reload's swap turn.
+    const sites = new Map<string, SitePolicy>();
+    const routesBySite = new Map<string, RoutePolicy[]>();
     const sitesByBuilding = new Map<string, string[]>();
     for (const site of policy.sites) {
+      sites.set(site.name, site);
+      routesBySite.set(site.name, []);
       const list = sitesByBuilding.get(site.building);
       if (list) list.push(site.name);
       else sitesByBuilding.set(site.building, [site.name]);
     }
+    const routes = new Map<string, RoutePolicy>();
+    for (const route of policy.routes) {
+      routes.set(route.name, route);
+      // A site listed twice counts once (no Set per route: 10,000 of them were most of a reload's index).
+      const listed = route.sites;
+      for (let i = 0; i < listed.length; i++) {
+        if (listed.indexOf(listed[i]!) === i) routesBySite.get(listed[i]!)?.push(route);
+      }
+    }
     index = {
-      sites: new Map(policy.sites.map((s) => [s.name, s])),
-      routes: new Map(policy.routes.map((r) => [r.name, r])),
+      sites,
+      routes,
       buildings: new Set(sitesByBuilding.keys()),
       routesBySite,
       sitesByBuilding,
