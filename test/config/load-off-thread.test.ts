@@ -3,7 +3,7 @@
 import t from 'tap';
 import { join } from 'node:path';
 import { loadPolicyFile } from '../../src/config/load-policy.js';
-import { closePolicyWorker, ITEMS_PER_PART, loadPolicyFileOffThread, warmPolicyWorker } from '../../src/config/load-off-thread.js';
+import { closePolicyWorker, ITEMS_PER_PART, loadPolicyFileOffThread, shareEqualSettings, warmPolicyWorker } from '../../src/config/load-off-thread.js';
 
 const good = 'sites:\n  a: { url: "http://127.0.0.1:1", building: ${B} }\nroutes:\n  - { name: r, sites: [a] }\n';
 const bad = 'sites:\n  a: { url: "http://127.0.0.1:1" }\nroutes:\n  - { name: r, sites: [b] }\n';
@@ -90,7 +90,37 @@ t.test('a large policy comes in parts: the same policy, in order, its keys in or
   t.same(policy.routes.map((r) => r.name), here.policy.routes.map((r) => r.name), 'routes in policy order');
   t.same(Object.keys(policy), Object.keys(here.policy), 'keys in their order');
   t.ok(Object.isFrozen(policy) && Object.isFrozen(policy.routes) && Object.isFrozen(policy.routes[routeCount - 1]!.match), 'deep-frozen');
+  t.strictSame(policy, here.policy, 'strictly the same values');
+  t.equal(policy.routes[0]!.failback, policy.routes[1]!.failback, 'equal settings within a part arrive as one object');
+  t.equal(policy.sites[0]!.health, policy.sites[1]!.health);
+  t.not(policy.routes[0]!.match, policy.routes[1]!.match, 'different settings stay apart');
   // The next reload on the same worker still answers whole.
   const again = await loadPolicyFileOffThread(file, {}, { minBytes: 0 });
   t.same(again.result, here);
+});
+
+t.test('shareEqualSettings: one object for equal settings, never for settings that only look alike', async (t) => {
+  const items = [
+    { name: 'a', retry: { on: [502], budget: { percent: 20 } }, limits: { bodyBytes: 1 } },
+    { name: 'b', retry: { on: [502], budget: { percent: 20 } }, limits: { bodyBytes: 2 } },
+    { name: 'c', retry: { on: [502], budget: { percent: 20 }, extra: undefined } },
+    { name: 'd', limits: { bodyBytes: null } },
+    { name: 'e', limits: { bodyBytes: Number.POSITIVE_INFINITY } },
+    { name: 'f', limits: { bodyBytes: Number.NaN } },
+    { name: 'g', other: { bodyBytes: 1 } },
+    'not an object',
+    null,
+  ];
+  const shared = shareEqualSettings(items) as Array<Record<string, Record<string, unknown>> | string | null>;
+  t.strictSame(shared, items, 'the same values, in order');
+  const at = (i: number) => shared[i] as Record<string, Record<string, unknown>>;
+  t.equal(at(1).retry, at(0).retry, 'equal retry settings: one object');
+  t.not(at(1).limits, at(0).limits, 'different limits stay apart');
+  t.not(at(2).retry, at(0).retry, 'an undefined field is not a missing one');
+  t.not(at(3).limits, at(4).limits, 'Infinity is not null');
+  t.not(at(4).limits, at(5).limits, 'NaN is not Infinity');
+  t.not(at(6).other, at(0).limits, 'only the same field is shared');
+  t.equal(shared[0], items[0], 'an item with nothing to share is passed as it is');
+  t.not(shared[1], items[1], 'an item that shares is a copy (the original is not changed)');
+  t.not((items[1] as { retry: unknown }).retry, (items[0] as { retry: unknown }).retry);
 });
