@@ -1,0 +1,81 @@
+#!/usr/bin/env node
+// How long a reload of a large policy holds the event loop: N routes over N/10
+// sites, started in this process, then reloaded (the file changed each time)
+// several times; the figure is the longest event-loop delay
+// (perf_hooks.monitorEventLoopDelay) from the reload call until its first
+// decisions are spread out. Sites point at a closed loopback port, so probes
+// fail at once and nothing answers: the stall is the gateway's own work.
+// With --before DIR (another checkout, built), the two builds run in turns, each
+// in a process of its own, so both see the same machine.
+//
+//   npm run build && node bench/reload-stall.mjs [--routes 10000] [--reloads 6] [--rounds 3] [--before ../other]
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+
+const { values } = parseArgs({
+  options: {
+    routes: { type: 'string', default: '10000' }, reloads: { type: 'string', default: '6' },
+    rounds: { type: 'string', default: '3' }, before: { type: 'string' }, dist: { type: 'string' },
+  },
+});
+const here = fileURLToPath(new URL('..', import.meta.url));
+
+if (values.dist === undefined) {
+  // The driver: each build in a child process of its own, in turns.
+  const builds = [['this', here], ...(values.before ? [['before', resolve(values.before)]] : [])];
+  const stalls = new Map(builds.map(([name]) => [name, []]));
+  for (let round = 0; round < Number(values.rounds); round++) {
+    for (const [name, dir] of builds) {
+      const out = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--dist', join(dir, 'dist'), '--routes', values.routes, '--reloads', values.reloads], { encoding: 'utf8' });
+      stalls.get(name).push(...JSON.parse(out));
+    }
+  }
+  const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
+  for (const [name, xs] of stalls) {
+    console.log(`${name.padEnd(7)} ${values.routes} routes: reload stall median ${median(xs).toFixed(0)} ms, min ${Math.min(...xs).toFixed(0)}, max ${Math.max(...xs).toFixed(0)} (${xs.length} reloads)`);
+  }
+} else {
+  const { loadPolicyFile } = await import(join(values.dist, 'config/load-policy.js'));
+  const { startGateway } = await import(join(values.dist, 'gateway.js'));
+  const routes = Number(values.routes);
+  const sites = Math.max(2, Math.round(routes / 10));
+  const url = 'http://127.0.0.1:9';
+  const text = (extra) => {
+    const lines = ['listen: { host: 127.0.0.1, port: 0 }', 'admin: { host: 127.0.0.1, port: 0 }', 'sites:'];
+    for (let i = 0; i < sites; i++) lines.push(`  s${i}: { url: "${url}/s${i}", building: b${i % 50}, health: { interval: 5s, timeout: 1s } }`);
+    lines.push(`  extra${extra}: { url: "${url}/extra" }`, 'routes:');
+    for (let i = 0; i < routes; i++) lines.push(`  - { name: r${i}, match: { host: r${i}.example }, sites: [s${i % sites}, s${(i + 1) % sites}], priority: ${1 + (i % 3)} }`);
+    return `${lines.join('\n')}\n`;
+  };
+  const dir = await mkdtemp(join(tmpdir(), 'detour-reload-stall-'));
+  const file = join(dir, 'policy.yaml');
+  const pause = (ms) => new Promise((r) => setTimeout(r, ms));
+  let gateway;
+  const stalls = [];
+  try {
+    await writeFile(file, text(0));
+    const loaded = await loadPolicyFile(file, {});
+    if (!loaded.ok) throw new Error(JSON.stringify(loaded.errors.slice(0, 3)));
+    gateway = await startGateway({ policy: loaded.policy });
+    for (let r = 1; r <= Number(values.reloads); r++) {
+      await writeFile(file, text(r));
+      await pause(300);
+      const delay = monitorEventLoopDelay({ resolution: 1 });
+      delay.enable();
+      const result = await gateway.reload();
+      if (!result.ok) throw new Error(`reload failed: ${JSON.stringify(result.errors.slice(0, 3))}`);
+      await pause(400);
+      delay.disable();
+      stalls.push(delay.max / 1e6);
+    }
+  } finally {
+    await gateway?.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+  console.log(JSON.stringify(stalls));
+}
