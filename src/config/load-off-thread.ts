@@ -12,7 +12,7 @@
 import { stat } from 'node:fs/promises';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { loadPolicyFile } from './load-policy.js';
-import type { ParseResult, Policy } from './policy.js';
+import { samePart, type ParseResult, type Policy } from './policy.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -223,7 +223,7 @@ export function shareEqualSettings(items: readonly unknown[]): unknown[] {
       if (value === null || typeof value !== 'object' || Array.isArray(value)) continue;
       let values = known.get(field);
       if (values === undefined) known.set(field, values = []);
-      const shared = values.find((v) => sameValue(v, value));
+      const shared = values.find((v) => samePart(v, value));
       if (shared !== undefined) (copy ??= { ...item })[field] = shared;
       else if (values.length < DISTINCT_KEPT) values.push(value);
     }
@@ -231,23 +231,8 @@ export function shareEqualSettings(items: readonly unknown[]): unknown[] {
   });
 }
 
-/** Distinct values kept per field: settings beyond these (one per route, like \`match\`) are sent as they are. */
+/** Distinct values kept per field: settings beyond these (one per route, like `match`) are sent as they are. */
 const DISTINCT_KEPT = 4;
-
-/** Equal plain data: the same keys (the schema gives them one order), Object.is on leaves (NaN equals NaN; undefined is not a missing key). */
-function sameValue(a: unknown, b: unknown): boolean {
-  if (Object.is(a, b)) return true;
-  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null || Array.isArray(a) !== Array.isArray(b)) return false;
-  const x = a as Record<string, unknown>;
-  const y = b as Record<string, unknown>;
-  let count = 0;
-  for (const k in x) {
-    if (!(k in y) || !sameValue(x[k], y[k])) return false;
-    count++;
-  }
-  for (const _ in y) count--;
-  return count === 0;
-}
 
 if (!isMainThread && isWorkerInput(workerData)) {
   const acks = new Map<number, () => void>();

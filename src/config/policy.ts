@@ -273,6 +273,34 @@ export function indexPolicy(policy: Policy): PolicyIndex {
   return index;
 }
 
+/**
+ * Two parts of parsed policies (plain, frozen data: objects, arrays,
+ * primitives) alike, field by field. No text per part: JSON.stringify of
+ * 10,000 routes was most of a reload's stall. NaN equals NaN; a key holding
+ * undefined is not a missing key.
+ */
+export function samePart(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return Number.isNaN(a) && Number.isNaN(b);
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) {
+    const other = b as unknown[];
+    if (a.length !== other.length) return false;
+    for (let i = 0; i < a.length; i++) if (!samePart(a[i], other[i])) return false;
+    return true;
+  }
+  const x = a as Record<string, unknown>;
+  const y = b as Record<string, unknown>;
+  let keys = 0;
+  for (const key in x) {
+    if (!Object.hasOwn(x, key)) continue;
+    keys++;
+    if (!Object.hasOwn(y, key) || !samePart(x[key], y[key])) return false;
+  }
+  for (const key in y) if (Object.hasOwn(y, key)) keys--;
+  return keys === 0;
+}
+
 export function siteByName(policy: Policy, name: string): SitePolicy | undefined {
   return indexPolicy(policy).sites.get(name);
 }

@@ -9,7 +9,7 @@
 //    the site suspect, and a probe decides. At most one suspicion per site per
 //    probe interval, so a client hammering a broken URL costs probes, not sites.
 // This only ever reports failures: bringing a site back is the probes' job.
-import type { PassivePolicy, SitePolicy } from '../config/policy.js';
+import { samePart, type SitePolicy } from '../config/policy.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { FailureWindow, judgeWindow } from './passive-window.js';
 
@@ -114,25 +114,8 @@ export class PassiveMonitor {
 }
 
 function sameSettings(a: SitePolicy, b: SitePolicy): boolean {
-  return a.url === b.url && samePassive(a.passive, b.passive);
-}
-
-/**
- * Field by field (numbers, and lists of numbers): a reload of 1,000 sites
- * compared two JSON.stringify texts per site, ~10 ms of the reload's turn.
- */
-function samePassive(a: PassivePolicy, b: PassivePolicy): boolean {
-  if (a === b) return true;
-  const keys = Object.keys(a) as Array<keyof PassivePolicy>;
-  if (keys.length !== Object.keys(b).length) return false;
-  for (const key of keys) {
-    const x: unknown = a[key];
-    const y: unknown = b[key];
-    if (Array.isArray(x) && Array.isArray(y)) {
-      if (x.length !== y.length || x.some((v, i) => v !== y[i])) return false;
-    } else if (x !== y) return false;
-  }
-  return true;
+  // Field by field: two JSON.stringify texts per site were ~10 ms of a 1,000-site reload's turn.
+  return a.url === b.url && samePart(a.passive, b.passive);
 }
 
 function words(ms: number): string {

@@ -23,7 +23,7 @@
 // everything else. Routes are decided in priority order so a route can see
 // whether any lower-numbered route is still recovering; the table keeps policy
 // order.
-import { indexPolicy, type Policy, type PolicyIndex, type RoutePolicy } from '../config/policy.js';
+import { indexPolicy, samePart, type Policy, type PolicyIndex, type RoutePolicy } from '../config/policy.js';
 import type { SiteHealth } from '../health/health-state.js';
 import type {
   Approval, BlockedReason, DecisionInputs, FailoverReason, IntegrityVerdict, RampProgress, RouteDecision, RouteState,
@@ -262,33 +262,6 @@ function* changedAcrossReload(before: DecisionInputs, now: DecisionInputs, index
 
 /** Policy parts compared across a reload between two pauses. */
 const COMPARED_PER_STEP = 256;
-
-/**
- * Two parts of parsed policies (plain, frozen data: objects, arrays,
- * primitives) alike, field by field. No text per part: JSON.stringify of
- * 10,000 routes was most of a reload's stall.
- */
-export function samePart(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return Number.isNaN(a) && Number.isNaN(b);
-  if (Array.isArray(a) !== Array.isArray(b)) return false;
-  if (Array.isArray(a)) {
-    const other = b as unknown[];
-    if (a.length !== other.length) return false;
-    for (let i = 0; i < a.length; i++) if (!samePart(a[i], other[i])) return false;
-    return true;
-  }
-  const x = a as Record<string, unknown>;
-  const y = b as Record<string, unknown>;
-  let keys = 0;
-  for (const key in x) {
-    if (!Object.hasOwn(x, key)) continue;
-    keys++;
-    if (!Object.hasOwn(y, key) || !samePart(x[key], y[key])) return false;
-  }
-  for (const key in y) if (Object.hasOwn(y, key)) keys--;
-  return keys === 0;
-}
 
 /** What a decision reads of a site's health (probe counters and check times do not matter to it). */
 function sameHealth(a: SiteHealth | undefined, b: SiteHealth | undefined): boolean {

@@ -5,7 +5,8 @@
 // finished on the spot, and inputs that change mid-way are decided right after.
 import t, { type Test } from 'tap';
 import { Registry } from 'prom-client';
-import { decideRoutes, decideRoutesInSteps, ROUTES_PER_STEP, samePart } from '../../src/routing/decide-routes.js';
+import { decideRoutes, decideRoutesInSteps, ROUTES_PER_STEP } from '../../src/routing/decide-routes.js';
+import { samePart } from '../../src/config/policy.js';
 import { ControlPlane } from '../../src/control-plane.js';
 import { MemoryStore } from '../../src/state/memory-store.js';
 import { createMetrics } from '../../src/metrics/metrics.js';
