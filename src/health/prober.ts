@@ -6,6 +6,7 @@ import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { HealthPolicy, SitePolicy } from '../config/policy.js';
 import { createAgents, destroyAgents, httpGet, joinUrl, type HttpAgents, type HttpGetResult } from './http-get.js';
+import { probeGet, probeTarget, type ProbeTarget } from './probe-get.js';
 import { RepeatLoop } from './repeat-loop.js';
 import type { ClientTls } from '../tls/client-tls.js';
 
@@ -117,6 +118,8 @@ class SiteLoop {
   readonly #deps: ProberDeps;
   readonly #agents: HttpAgents;
   readonly #url: string;
+  /** http:// sites: the request prepared once, sent on a bare connection (https:// goes through Node's client). */
+  readonly #target: ProbeTarget | undefined;
   #reportedFirst: () => void = () => undefined;
 
   constructor(site: SitePolicy, deps: ProberDeps, agents: HttpAgents, random: () => number) {
@@ -125,6 +128,8 @@ class SiteLoop {
     this.#deps = deps;
     this.#agents = agents;
     this.#url = joinUrl(site.url, site.health.path);
+    const target = this.#url.startsWith('http:') ? probeTarget(this.#url) : undefined;
+    this.#target = typeof target === 'object' ? target : undefined;
     this.firstResult = new Promise((resolve) => { this.#reportedFirst = resolve; });
     this.loop = new RepeatLoop(
       (signal) => this.#probe(signal),
@@ -142,13 +147,17 @@ class SiteLoop {
     return this.loop.stop();
   }
 
+  #get(signal: AbortSignal): Promise<HttpGetResult> {
+    const { timeoutMs } = this.#site.health;
+    if (this.#target !== undefined) return probeGet(this.#target, { timeoutMs, maxBodyBytes: MAX_PROBE_BODY_BYTES, signal });
+    const tls = this.#deps.clientTls?.(this.#site.url);
+    return httpGet(this.#url, { timeoutMs, maxBodyBytes: MAX_PROBE_BODY_BYTES, agents: this.#agents, signal, ...(tls ? { tls } : {}) });
+  }
+
   async #probe(signal: AbortSignal): Promise<void> {
     const { name, health } = this.#site;
     const startedMs = performance.now();
-    const tls = this.#deps.clientTls?.(this.#site.url);
-    const answer = await httpGet(this.#url, {
-      timeoutMs: health.timeoutMs, maxBodyBytes: MAX_PROBE_BODY_BYTES, agents: this.#agents, signal, ...(tls ? { tls } : {}),
-    });
+    const answer = await this.#get(signal);
     // Results of a loop that was stopped (site removed or re-configured, or close()) are stale.
     if (signal.aborted) return;
     const durationMs = performance.now() - startedMs;
