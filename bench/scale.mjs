@@ -23,6 +23,7 @@ import { loadPolicyFile } from '../dist/config/load-policy.js';
 const { values } = parseArgs({ options: { routes: { type: 'string', multiple: true } } });
 const sizes = (values.routes ?? ['2000', '10000']).map(Number);
 const DEADLINE_MS = 120_000;
+const FLAPS = 3;
 
 /** The sites and the quiet client, in a process of their own (bench/lib/scale-peer.mjs). */
 async function startPeer() {
@@ -116,18 +117,26 @@ async function scenario(routes) {
     await peer.ask({ cmd: 'client', proxyUrl: gateway.proxyUrl });
 
     // Flap: hub goes down (every route fails over), then comes back (every route fails back).
-    await peer.ask({ cmd: 'reset' });
-    delay.reset();
-    const flap = await timeIt(async () => {
-      await peer.ask({ cmd: 'hub', status: 503 });
-      await until('failover of every route', () => table().get(`r${routes - 1}`)?.active !== 'hub');
-      await peer.ask({ cmd: 'hub', status: 200 });
-      await until('failback of every route', () => table().get(`r${routes - 1}`)?.active === 'hub'
-        && table().get('r0')?.state === 'preferred');
-    });
-    row.flapMs = flap.ms;
-    row.flapStallMs = delay.max / 1e6;
-    row.flapWorstRequestMs = (await peer.ask({ cmd: 'read' })).worstMs;
+    // Three times: the first flap after start also compiles the failover code, the later ones are what a
+    // gateway that has run a while pays.
+    const flaps = [];
+    for (let i = 0; i < FLAPS; i++) {
+      await peer.ask({ cmd: 'reset' });
+      delay.reset();
+      const flap = await timeIt(async () => {
+        await peer.ask({ cmd: 'hub', status: 503 });
+        await until('failover of every route', () => table().get(`r${routes - 1}`)?.active !== 'hub');
+        await peer.ask({ cmd: 'hub', status: 200 });
+        await until('failback of every route', () => table().get(`r${routes - 1}`)?.active === 'hub'
+          && table().get('r0')?.state === 'preferred');
+      });
+      flaps.push({ ms: flap.ms, stallMs: delay.max / 1e6, worstRequestMs: (await peer.ask({ cmd: 'read' })).worstMs });
+    }
+    row.flapMs = flaps[0].ms;
+    row.flapStallMs = flaps[0].stallMs;
+    row.flapWorstRequestMs = flaps[0].worstRequestMs;
+    row.laterFlapStallMs = Math.max(...flaps.slice(1).map((f) => f.stallMs));
+    row.laterFlapWorstRequestMs = Math.max(...flaps.slice(1).map((f) => f.worstRequestMs));
 
     // Reload: the same policy with one more site, read from the file.
     await writeFile(file, policyYaml(routes, sites, urls).replace('routes:', `  extra: { url: "${urls.pool[0]}/extra" }\nroutes:`));
@@ -154,11 +163,11 @@ async function scenario(routes) {
 const rows = [];
 for (const n of sizes) rows.push(await scenario(n));
 const f = (ms) => (ms === undefined ? '-' : ms < 10 ? ms.toFixed(1) : ms.toFixed(0)).padStart(8);
-console.log('routes  sites   start ms  /status ms   flap ms  flap stall  flap worst req   reload ms  reload stall  reload worst req  failed');
+console.log('routes  sites   start ms  /status ms   flap ms  flap stall  flap worst req  later flaps: stall  worst req   reload ms  reload stall  reload worst req  failed');
 for (const r of rows) {
-  console.log(`${String(r.routes).padStart(6)} ${String(r.sites).padStart(6)} ${f(r.startMs)}   ${f(r.statusMs)}  ${f(r.flapMs)}    ${f(r.flapStallMs)}        ${f(r.flapWorstRequestMs)}    ${f(r.reloadMs)}      ${f(r.reloadStallMs)}          ${f(r.reloadWorstRequestMs)}  ${String(r.failedQuietRequests).padStart(6)}`);
+  console.log(`${String(r.routes).padStart(6)} ${String(r.sites).padStart(6)} ${f(r.startMs)}   ${f(r.statusMs)}  ${f(r.flapMs)}    ${f(r.flapStallMs)}        ${f(r.flapWorstRequestMs)}            ${f(r.laterFlapStallMs)}   ${f(r.laterFlapWorstRequestMs)}    ${f(r.reloadMs)}      ${f(r.reloadStallMs)}          ${f(r.reloadWorstRequestMs)}  ${String(r.failedQuietRequests).padStart(6)}`);
 }
-console.log('stall = longest event-loop delay; worst req = slowest request on a route the flap does not touch');
+console.log(`stall = longest event-loop delay; worst req = slowest request on a route the flap does not touch; flap = the first after start, later flaps = the worst of the next ${FLAPS - 1}`);
 // The figures scale with how busy the machine is; this fixed workload lets runs on different machines (or loads) be compared.
 const reference = (() => {
   const started = performance.now();
