@@ -89,20 +89,25 @@ const MARKER_OR_BLOCK = /^(?:---|\.\.\.)|(?:^|\s)[|>]/m;
  * A quoted string or a flow collection that goes on past its line (the two
  * readings fold and indent those their own ways), or a stray quote or bracket.
  */
-function spansLines(text: string): boolean {
-  for (const line of text.split('\n')) {
-    let double = 0;
-    let single = 0;
-    let depth = 0;
-    for (let i = 0; i < line.length; i++) {
-      const c = line.charCodeAt(i);
-      if (c === 0x5c /* \ */) i++;
-      else if (c === 0x22 /* " */) double++;
-      else if (c === 0x27 /* ' */) single++;
-      else if (c === 0x5b /* [ */ || c === 0x7b /* { */) depth++;
-      else if (c === 0x5d /* ] */ || c === 0x7d /* } */) depth--;
-    }
-    if (double % 2 === 1 || single % 2 === 1 || depth !== 0) return true;
+export function spansLines(text: string): boolean {
+  // One pass over the text, the counts starting again at each line (no array of lines).
+  let double = 0;
+  let single = 0;
+  let depth = 0;
+  for (let i = 0; i <= text.length; i++) {
+    const c = i === text.length ? 0x0a : text.charCodeAt(i);
+    if (c === 0x0a /* \n */) {
+      if ((double & 1) === 1 || (single & 1) === 1 || depth !== 0) return true;
+      double = 0;
+      single = 0;
+      depth = 0;
+    } else if (c === 0x5c /* \ */) {
+      // An escape never reaches past its line: the next character, unless it ends the line.
+      if (i + 1 < text.length && text.charCodeAt(i + 1) !== 0x0a) i++;
+    } else if (c === 0x22 /* " */) double++;
+    else if (c === 0x27 /* ' */) single++;
+    else if (c === 0x5b /* [ */ || c === 0x7b /* { */) depth++;
+    else if (c === 0x5d /* ] */ || c === 0x7d /* } */) depth--;
   }
   return false;
 }

@@ -8,7 +8,7 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { isDeepStrictEqual } from 'node:util';
-import { readYamlFast } from '../../src/config/read-yaml-fast.js';
+import { readYamlFast, spansLines } from '../../src/config/read-yaml-fast.js';
 import { readYamlTree, type PathSegment } from '../../src/config/read-yaml-tree.js';
 import { parsePolicy } from '../../src/config/parse-policy.js';
 
@@ -160,4 +160,23 @@ t.test('a policy read fast is the policy read with positions', async (t) => {
   const bad = parsePolicy(policy.replace('rise: 3', 'rise: three'), 'p.yaml', env);
   t.notOk(bad.ok);
   if (!bad.ok) t.match(bad.errors[0], { line: 5, path: 'sites.b.health.rise' }, 'a problem found fast is reported with its position');
+});
+
+t.test('spansLines: a quote or bracket left open at the end of any line, the last included', async (t) => {
+  const table: Array<[text: string, spans: boolean]> = [
+    ['a: "x"\nb: [1, 2]\n', false],
+    ['a: "x\n  y"\n', true],
+    ["a: 'it''s'\n", false],
+    ["a: it's\n", true],
+    ['a: [1,\n  2]\n', true],
+    ['a: {b: 1}}\n', true],
+    ['a: "\\"" \n', false],
+    ['a: "\\"\n', true],
+    ['a: "x\\\\"\n', false],
+    ['a: x\\\nb: "y"', false],
+    ['a: "x"\nb: [', true],
+    ['a: "x"\nb: "y\\', true],
+    ['', false],
+  ];
+  for (const [text, spans] of table) t.equal(spansLines(text), spans, JSON.stringify(text));
 });
