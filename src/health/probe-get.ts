@@ -115,6 +115,8 @@ export class ResponseReader {
   readonly #body: Buffer[] = [];
   #kept = 0;
   #sawBytes = false;
+  /** How much of the pending head was already looked at (a head trickling in is not re-read byte after byte). */
+  #headScanned = 0;
 
   constructor(maxBodyBytes: number) {
     this.#maxBodyBytes = maxBodyBytes;
@@ -126,14 +128,16 @@ export class ResponseReader {
     this.#pending = Buffer.alloc(0);
     if (this.#framing === undefined) {
       for (;;) {
-        const head = parseHead(bytes);
+        const head = worthParsing(bytes, this.#headScanned) ? parseHead(bytes) : undefined;
         if (head === undefined) {
           if (bytes.length > MAX_HEAD_BYTES) return bad(`headers over ${MAX_HEAD_BYTES / 1024} KiB`);
           this.#pending = bytes;
+          this.#headScanned = bytes.length;
           return undefined;
         }
         if (typeof head === 'string') return bad(head);
         bytes = bytes.subarray(head.end);
+        this.#headScanned = 0;
         // 100 Continue, 102, 103 Early Hints: the answer comes after.
         if (head.status < 200 && head.status !== 101) continue;
         this.#status = head.status;
@@ -233,6 +237,21 @@ interface Head {
   /** The last transfer coding, lower case, when there is one: it frames the body whatever Content-Length says. */
   readonly transferEncoding: string | undefined;
   readonly contentLength: number | undefined;
+}
+
+/**
+ * Whether parsing the head so far can tell more than last time: its status line
+ * just arrived (a site that is not HTTP fails at once), or a blank line did. A
+ * head sent a byte at a time is otherwise parsed once, not once per byte.
+ */
+export function worthParsing(bytes: Buffer, scanned: number): boolean {
+  const firstNewline = bytes.indexOf(0x0a);
+  if (firstNewline === -1) return false;
+  if (firstNewline >= scanned) return true;
+  for (let at = bytes.indexOf(0x0a, Math.max(0, scanned - 2)); at !== -1; at = bytes.indexOf(0x0a, at + 1)) {
+    if (bytes[at + 1] === 0x0a || (bytes[at + 1] === 0x0d && bytes[at + 2] === 0x0a)) return true;
+  }
+  return false;
 }
 
 const STATUS_LINE = /^HTTP\/1\.[01] ([1-9]\d\d)(?:[ \t][^\r\n]*)?$/;

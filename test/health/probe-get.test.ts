@@ -1,7 +1,7 @@
 import t from 'tap';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { MAX_HEAD_BYTES, ResponseReader, probeGet, probeTarget, type ProbeTarget } from '../../src/health/probe-get.js';
+import { MAX_HEAD_BYTES, ResponseReader, probeGet, probeTarget, worthParsing, type ProbeTarget } from '../../src/health/probe-get.js';
 import { createAgents, destroyAgents, httpGet, type HttpGetResult } from '../../src/health/http-get.js';
 import { refusedUrl, startProbeSite, waitFor } from '../helpers/probe-site.js';
 
@@ -54,6 +54,7 @@ const answers: Array<[name: string, response: string | Buffer, maxBodyBytes: num
   ['a length that is not a number', 'HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n', 100, failed('bad response: content-length "-1"')],
   ['a chunk size that is not hex', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n', 100, failed('bad response: bad chunk size "zz"')],
   ['chunk data longer than its size', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nokay\r\n0\r\n\r\n', 100, failed('bad response: chunk not followed by CRLF')],
+  ['a big head, just under the limit', `HTTP/1.1 200 OK\r\nX-Big: ${'a'.repeat(MAX_HEAD_BYTES - 100)}\r\nContent-Length: 2\r\n\r\nok`, 100, ok(200, 'ok')],
   ['a head over the limit', `HTTP/1.1 200 OK\r\nX-Big: ${'a'.repeat(MAX_HEAD_BYTES)}\r\n\r\n`, 100, failed('bad response: headers over 16 KiB')],
   ['a chunk line over the limit', `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1;${'x'.repeat(5000)}`, 100, failed('bad response: chunk line too long')],
 ];
@@ -67,13 +68,32 @@ function readAll(maxBodyBytes: number, pieces: Buffer[]): HttpGetResult {
   return reader.end();
 }
 
+t.test('a head arriving in pieces is parsed when its status line or a blank line arrives, not at every byte', async (t) => {
+  // Each case: what had arrived at the last look, what has arrived now.
+  const table: Array<[before: string, now: string, worth: boolean]> = [
+    ['', 'HTTP/1.1 20', false],
+    ['HTTP/1.1 20', 'HTTP/1.1 200 OK\r', false],
+    ['HTTP/1.1 200 OK\r', 'HTTP/1.1 200 OK\r\n', true],
+    ['', 'SSH-2.0-OpenSSH\r\n', true],
+    ['HTTP/1.1 200 OK\r\n', 'HTTP/1.1 200 OK\r\nA: 1\r\nB: 2', false],
+    ['HTTP/1.1 200 OK\r\nA: 1\r\nB: 2', 'HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\n', false],
+    ['HTTP/1.1 200 OK\r\nA: 1\r\n', 'HTTP/1.1 200 OK\r\nA: 1\r\n\r', false],
+    ['HTTP/1.1 200 OK\r\nA: 1\r\n\r', 'HTTP/1.1 200 OK\r\nA: 1\r\n\r\n', true],
+    ['HTTP/1.1 200 OK\r\nA: 1\r\n', 'HTTP/1.1 200 OK\r\nA: 1\r\n\r\n', true],
+    ['HTTP/1.1 200 OK\r\nA: 1\r', 'HTTP/1.1 200 OK\r\nA: 1\r\n\r\nbody', true],
+    ['HTTP/1.1 200 OK\r\nA: 1\n', 'HTTP/1.1 200 OK\r\nA: 1\n\n', true],
+    ['', 'HTTP/1.1 200 OK\r\nA: 1\r\n\r\n', true],
+  ];
+  for (const [before, now, worth] of table) t.equal(worthParsing(Buffer.from(now), before.length), worth, `${JSON.stringify(before)} -> ${JSON.stringify(now)}`);
+});
+
 t.test('the response reader, whole, byte by byte, and in random pieces', async (t) => {
   let seed = 7;
   const random = (): number => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed / 2 ** 31; };
   for (const [name, response, maxBodyBytes, want] of answers) {
     const bytes = Buffer.from(response);
     t.same(readAll(maxBodyBytes, [bytes]), want, `${name}: whole`);
-    if (bytes.length < 2000) {
+    if (bytes.length < 20_000) {
       t.same(readAll(maxBodyBytes, [...bytes].map((b) => Buffer.from([b]))), want, `${name}: byte by byte`);
     }
     for (let round = 0; round < 5; round++) {
