@@ -8,6 +8,7 @@ import type { HealthPolicy, SitePolicy } from '../config/policy.js';
 import { createAgents, destroyAgents, httpGet, joinUrl, type HttpAgents, type HttpGetResult } from './http-get.js';
 import { probeGet, probeTarget, type ProbeTarget } from './probe-get.js';
 import { RepeatLoop } from './repeat-loop.js';
+import type { CounterCell, HistogramCell } from '../metrics/hot-metrics.js';
 import type { ClientTls } from '../tls/client-tls.js';
 
 export interface ProbeResult {
@@ -120,6 +121,9 @@ class SiteLoop {
   readonly #url: string;
   /** http:// sites: the request prepared once, sent on a bare connection (https:// goes through Node's client). */
   readonly #target: ProbeTarget | undefined;
+  /** This site's metric cells, found once. */
+  readonly #checks: Readonly<Record<'pass' | 'fail' | 'error', CounterCell>>;
+  readonly #duration: HistogramCell;
   #reportedFirst: () => void = () => undefined;
 
   constructor(site: SitePolicy, deps: ProberDeps, agents: HttpAgents, random: () => number) {
@@ -130,6 +134,13 @@ class SiteLoop {
     this.#url = joinUrl(site.url, site.health.path);
     const target = this.#url.startsWith('http:') ? probeTarget(this.#url) : undefined;
     this.#target = typeof target === 'object' ? target : undefined;
+    const { healthChecks, healthCheckDuration } = deps.metrics;
+        this.#checks = {
+      pass: healthChecks.labels({ site: site.name, result: 'pass' }),
+      fail: healthChecks.labels({ site: site.name, result: 'fail' }),
+      error: healthChecks.labels({ site: site.name, result: 'error' }),
+    };
+    this.#duration = healthCheckDuration.labels({ site: site.name });
     this.firstResult = new Promise((resolve) => { this.#reportedFirst = resolve; });
     this.loop = new RepeatLoop(
       (signal) => this.#probe(signal),
@@ -165,14 +176,16 @@ class SiteLoop {
       // detour could not even open a socket (out of file descriptors): that says
       // nothing about the site, so no verdict; the next probe tries again.
       this.#deps.logger.warn({ site: name, detail: answer.error }, 'probe not sent: the gateway is out of resources; no verdict on the site');
-      this.#deps.metrics.healthChecks.inc({ site: name, result: 'error' });
+      this.#checks.error.inc();
       this.#reportedFirst();
       return;
     }
     const result: ProbeResult = { ...judgeProbe(health, answer), durationMs };
-    this.#deps.metrics.healthChecks.inc({ site: name, result: result.passed ? 'pass' : 'fail' });
-    this.#deps.metrics.healthCheckDuration.observe({ site: name }, durationMs / 1000);
-    this.#deps.logger.debug({ site: name, passed: result.passed, detail: result.detail, durationMs }, 'probe finished');
+    (result.passed ? this.#checks.pass : this.#checks.fail).inc();
+    this.#duration.observe(durationMs / 1000);
+    if (this.#deps.logger.isLevelEnabled('debug')) {
+      this.#deps.logger.debug({ site: name, passed: result.passed, detail: result.detail, durationMs }, 'probe finished');
+    }
     try {
       this.#deps.onResult(name, result);
     } catch (err) {
