@@ -283,7 +283,7 @@ export class ControlPlane {
   /** Swap in a new, already validated policy. Health of unchanged sites survives. */
   replacePolicy(policy: Policy): void {
     const now = this.#now();
-    const old = new Map(this.#policy.sites.map((s) => [s.name, s]));
+    const old = indexPolicy(this.#policy).sites;
     for (const site of policy.sites) {
       const before = old.get(site.name);
       // Same address: same building, same verdict. A moved site starts over.

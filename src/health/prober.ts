@@ -4,7 +4,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics/metrics.js';
-import type { HealthPolicy, SitePolicy } from '../config/policy.js';
+import { samePart, type HealthPolicy, type SitePolicy } from '../config/policy.js';
 import { createAgents, destroyAgents, httpGet, joinUrl, type HttpAgents, type HttpGetResult } from './http-get.js';
 import { probeGet, probeTarget, type ProbeTarget } from './probe-get.js';
 import { RepeatLoop } from './repeat-loop.js';
@@ -52,10 +52,11 @@ export class Prober {
    */
   update(sites: readonly SitePolicy[]): void {
     if (this.#closed) return;
-    const wanted = new Map(sites.map((s) => [s.name, s]));
+    const wanted = new Map<string, SitePolicy>();
+    for (const site of sites) wanted.set(site.name, site);
     for (const [name, loop] of this.#loops) {
       const site = wanted.get(name);
-      if (site === undefined || settingsKey(site) !== loop.key) {
+      if (site === undefined || !sameProbe(site, loop.site)) {
         void loop.stop();
         this.#loops.delete(name);
       }
@@ -106,16 +107,18 @@ export function judgeProbe(health: HealthPolicy, answer: HttpGetResult): Omit<Pr
   return { passed: true, detail: `status ${status}`, status };
 }
 
-function settingsKey(site: SitePolicy): string {
-  const h = site.health;
-  return JSON.stringify([site.url, h.path, h.intervalMs, h.jitter, h.timeoutMs, h.expectStatus, h.expectBody ?? null]);
+/** Whether a site's probe is the same: its address and the health settings a probe uses (no text per site: this runs in a reload's swap). */
+function sameProbe(a: SitePolicy, b: SitePolicy): boolean {
+  const x = a.health;
+  const y = b.health;
+  return a.url === b.url && x.path === y.path && x.intervalMs === y.intervalMs && x.jitter === y.jitter
+    && x.timeoutMs === y.timeoutMs && x.expectBody === y.expectBody && samePart(x.expectStatus, y.expectStatus);
 }
 
 class SiteLoop {
-  readonly key: string;
+  readonly site: SitePolicy;
   readonly loop: RepeatLoop;
   readonly firstResult: Promise<void>;
-  readonly #site: SitePolicy;
   readonly #deps: ProberDeps;
   readonly #agents: HttpAgents;
   readonly #url: string;
@@ -127,8 +130,7 @@ class SiteLoop {
   #reportedFirst: () => void = () => undefined;
 
   constructor(site: SitePolicy, deps: ProberDeps, agents: HttpAgents, random: () => number) {
-    this.key = settingsKey(site);
-    this.#site = site;
+    this.site = site;
     this.#deps = deps;
     this.#agents = agents;
     this.#url = joinUrl(site.url, site.health.path);
@@ -159,14 +161,14 @@ class SiteLoop {
   }
 
   #get(signal: AbortSignal): Promise<HttpGetResult> {
-    const { timeoutMs } = this.#site.health;
+    const { timeoutMs } = this.site.health;
     if (this.#target !== undefined) return probeGet(this.#target, { timeoutMs, maxBodyBytes: MAX_PROBE_BODY_BYTES, signal });
-    const tls = this.#deps.clientTls?.(this.#site.url);
+    const tls = this.#deps.clientTls?.(this.site.url);
     return httpGet(this.#url, { timeoutMs, maxBodyBytes: MAX_PROBE_BODY_BYTES, agents: this.#agents, signal, ...(tls ? { tls } : {}) });
   }
 
   async #probe(signal: AbortSignal): Promise<void> {
-    const { name, health } = this.#site;
+    const { name, health } = this.site;
     const startedMs = performance.now();
     const answer = await this.#get(signal);
     // Results of a loop that was stopped (site removed or re-configured, or close()) are stale.
