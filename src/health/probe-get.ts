@@ -6,8 +6,11 @@
 // itself. This sends one prepared request and reads the answer with a small,
 // strict HTTP/1.1 reader: status line, headers, then the body as the headers
 // frame it (Content-Length, chunked, or until the site closes), as strict as
-// Node's own parser (CRLF line ends, one Content-Length, not both framings), so
-// a site passes or fails exactly as it did through Node's client. Bounded like
+// Node's own parser where a review found them apart (CRLF line ends, one
+// Content-Length, not both framings, no bytes after the answer in the same
+// read, trailers and chunk extensions checked), so that a site passes or fails
+// as it did through Node's client; test/health/probe-get.test.ts sends every
+// case it knows to both. Bounded like
 // httpGet: one deadline for everything, a cap on the body kept, an abort
 // signal. https:// sites keep Node's client (TLS is most of their cost anyway).
 import net from 'node:net';
@@ -28,8 +31,10 @@ export interface ProbeGetOptions {
   readonly signal?: AbortSignal;
 }
 
-/** What Node's HTTP client allows by default (--max-http-header-size). */
+/** What Node's HTTP client allows by default (--max-http-header-size), counted as it counts: reason phrase, names and values. */
 export const MAX_HEAD_BYTES = 16 * 1024;
+/** The head's bytes as sent (colons, spaces, line ends too): a bound on memory, not a rule of HTTP. */
+export const MAX_RAW_HEAD_BYTES = 64 * 1024;
 /** A chunk-size line (hex digits and extensions) or a trailer line longer than this is not HTTP anyone sends. */
 const MAX_LINE_BYTES = 4096;
 
@@ -128,9 +133,16 @@ export class ResponseReader {
     this.#pending = Buffer.alloc(0);
     if (this.#framing === undefined) {
       for (;;) {
+        // Empty lines before a status line are skipped, as Node's parser does (after a 1xx too).
+        let blank = 0;
+        while (blank < bytes.length && (bytes[blank] === 0x0d || bytes[blank] === 0x0a)) blank++;
+        if (blank > 0) {
+          bytes = bytes.subarray(blank);
+          this.#headScanned = Math.max(0, this.#headScanned - blank);
+        }
         const head = worthParsing(bytes, this.#headScanned) ? parseHead(bytes) : undefined;
         if (head === undefined) {
-          if (bytes.length > MAX_HEAD_BYTES) return bad(`headers over ${MAX_HEAD_BYTES / 1024} KiB`);
+          if (bytes.length > MAX_RAW_HEAD_BYTES) return bad(`headers over ${MAX_RAW_HEAD_BYTES / 1024} KiB`);
           this.#pending = bytes;
           this.#headScanned = bytes.length;
           return undefined;
@@ -140,15 +152,17 @@ export class ResponseReader {
         this.#headScanned = 0;
         // 100 Continue, 102, 103 Early Hints: the answer comes after.
         if (head.status < 200 && head.status !== 101) continue;
+        // Node's client would wait for an upgrade nobody asked for until the timeout.
+        if (head.status === 101) return bad('101 Switching Protocols to a probe that asked for no upgrade');
         this.#status = head.status;
-        if (head.status < 200 || head.status === 204 || head.status === 304) return this.#answer(false);
+        if (head.status === 204 || head.status === 304) return this.#done(bytes);
         if (head.transferEncoding !== undefined) {
           // The last coding says how the body ends; only chunked ends before the connection does (RFC 9112 6.3).
           this.#framing = head.transferEncoding === 'chunked' ? 'chunked' : 'close';
         } else if (head.contentLength !== undefined) {
           this.#framing = 'length';
           this.#remaining = head.contentLength;
-          if (head.contentLength === 0) return this.#answer(false);
+          if (head.contentLength === 0) return this.#done(bytes);
         } else {
           this.#framing = 'close';
         }
@@ -159,7 +173,7 @@ export class ResponseReader {
     if (this.#framing === 'length') {
       const take = Math.min(bytes.length, this.#remaining);
       this.#remaining -= take;
-      return this.#keep(bytes.subarray(0, take)) ?? (this.#remaining === 0 ? this.#answer(false) : undefined);
+      return this.#keep(bytes.subarray(0, take)) ?? (this.#remaining === 0 ? this.#done(bytes.subarray(take)) : undefined);
     }
     return this.#keep(bytes);
   }
@@ -196,12 +210,17 @@ export class ResponseReader {
         if (line !== '') return bad('chunk not followed by CRLF');
         this.#chunkStep = 'size';
       } else if (this.#chunkStep === 'size') {
-        const size = /^([0-9A-Fa-f]{1,12})(?:;.*)?$/.exec(line);
+        const size = CHUNK_SIZE_LINE.exec(line);
         if (size === null) return bad(`bad chunk size ${JSON.stringify(line.slice(0, 40))}`);
-        this.#remaining = Number.parseInt(size[1]!, 16);
+        const hex = size[1]!.replace(/^0+(?=.)/, '');
+        if (hex.length > 13) return bad(`chunk size ${JSON.stringify(hex.slice(0, 40))} too large`);
+        this.#remaining = Number.parseInt(hex, 16);
         this.#chunkStep = this.#remaining === 0 ? 'trailer' : 'data';
       } else if (line === '') {
-        return this.#answer(false);
+        return this.#done(bytes);
+      } else {
+        const wrong = checkFieldLine(line);
+        if (wrong !== undefined) return bad(`trailer: ${wrong}`);
       }
     }
     return undefined;
@@ -218,6 +237,14 @@ export class ResponseReader {
     this.#body.push(bytes);
     this.#kept += bytes.length;
     return undefined;
+  }
+
+  /** The answer is whole: what else came in the same read must be line ends only (Node's parser says so too). */
+  #done(rest: Buffer): HttpGetResult {
+    for (let i = 0; i < rest.length; i++) {
+      if (rest[i] !== 0x0d && rest[i] !== 0x0a) return bad('data after the response');
+    }
+    return this.#answer(false);
   }
 
   #answer(truncated: boolean): HttpGetResult {
@@ -254,17 +281,33 @@ export function worthParsing(bytes: Buffer, scanned: number): boolean {
   return false;
 }
 
-const STATUS_LINE = /^HTTP\/1\.[01] ([1-9]\d\d)(?:[ \t][^\r\n]*)?$/;
+/** The reason phrase may hold any byte but CR (Node's parser takes NUL there too). */
+const STATUS_LINE = /^HTTP\/1\.[01] ([1-9]\d\d)(?: ([^\r]*))?$/;
 /** Bytes no header line may hold (HTAB is allowed; CR and LF only end a line). */
 const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** Hex digits, then extensions `;name` or `;name=value` (a token or a quoted string), no spaces: what Node's parser takes. */
+const CHUNK_SIZE_LINE = /^([0-9A-Fa-f]+)(?:;[!#$%&'*+.^_`|~0-9A-Za-z-]+(?:=(?:[!#$%&'*+.^_`|~0-9A-Za-z-]*|"(?:[^"\\\x00-\x08\x0a-\x1f\x7f]|\\[^\x00-\x08\x0a-\x1f\x7f])*"))?)*$/;
+
+/** Strips what HTTP calls optional whitespace (space and tab; not what String.trim takes, like U+00A0). */
+const OWS_EDGES = /^[ \t]+|[ \t]+$/g;
+
+/** What is wrong with a header or trailer line, if anything. */
+function checkFieldLine(line: string): string | undefined {
+  if (CONTROL.test(line)) return `a control character in ${JSON.stringify(line.slice(0, 40))}`;
+  const colon = line.indexOf(':');
+  if (colon <= 0 || !TOKEN.test(line.slice(0, colon))) return `header line ${JSON.stringify(line.slice(0, 40))}`;
+  return undefined;
+}
 
 /** A head that is whole, or undefined while its blank line has not arrived, or the words for what is wrong with it. */
 export function parseHead(bytes: Buffer): Head | string | undefined {
   // Headers are ASCII; latin1 maps each byte to one character, so offsets match.
-  const text = bytes.toString('latin1', 0, Math.min(bytes.length, MAX_HEAD_BYTES + 2));
+  const text = bytes.toString('latin1', 0, Math.min(bytes.length, MAX_RAW_HEAD_BYTES + 2));
   let start = 0;
   let status = 0;
+  /** Bytes counted against MAX_HEAD_BYTES, the way Node's parser counts them. */
+  let size = 0;
   let transferEncoding: string | undefined;
   let contentLength: number | undefined;
   for (;;) {
@@ -273,30 +316,36 @@ export function parseHead(bytes: Buffer): Head | string | undefined {
     if (newline === start || text.charCodeAt(newline - 1) !== 0x0d) return 'a line ends in LF without CR';
     const line = text.slice(start, newline - 1);
     start = newline + 1;
-    if (CONTROL.test(line)) return `a control character in ${JSON.stringify(line.slice(0, 40))}`;
     if (status === 0) {
       const match = STATUS_LINE.exec(line);
       if (match === null) return `status line ${JSON.stringify(line.slice(0, 40))}`;
       status = Number(match[1]);
+      size += match[2]?.length ?? 0;
       continue;
     }
     if (line === '') {
+      if (size > MAX_HEAD_BYTES) return `headers over ${MAX_HEAD_BYTES / 1024} KiB`;
       // Which of the two frames the body is where request smuggling lives: Node's client refuses both, so does the probe.
       if (transferEncoding !== undefined && contentLength !== undefined) return 'both Content-Length and Transfer-Encoding';
       return { status, end: start, transferEncoding, contentLength };
     }
+    const wrong = checkFieldLine(line);
+    if (wrong !== undefined) return wrong;
     const colon = line.indexOf(':');
-    const name = colon > 0 ? line.slice(0, colon) : '';
-    if (!TOKEN.test(name)) return `header line ${JSON.stringify(line.slice(0, 40))}`;
-    if (name.length !== 14 && name.length !== 17) continue;
-    const key = name.toLowerCase();
-    const value = line.slice(colon + 1).trim();
+    const raw = line.slice(colon + 1);
+    const value = raw.replace(OWS_EDGES, '');
+    size += colon + value.length;
+    if (colon !== 14 && colon !== 17) continue;
+    const key = line.slice(0, colon).toLowerCase();
     if (key === 'transfer-encoding') {
-      transferEncoding = value.split(',').pop()!.trim().toLowerCase();
+      transferEncoding = value.split(',').pop()!.replace(OWS_EDGES, '').toLowerCase();
     } else if (key === 'content-length') {
       if (contentLength !== undefined) return 'content-length given twice';
-      if (!/^\d{1,15}$/.test(value)) return `content-length ${JSON.stringify(value.slice(0, 40))}`;
-      contentLength = Number(value);
+      // Node's parser takes spaces after the digits, not a tab.
+      const digits = raw.replace(/^[ \t]+| +$/g, '');
+      const n = /^\d+$/.test(digits) ? Number(digits) : Number.NaN;
+      if (!Number.isSafeInteger(n)) return `content-length ${JSON.stringify(value.slice(0, 40))}`;
+      contentLength = n;
     }
   }
 }

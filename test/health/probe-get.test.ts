@@ -30,6 +30,15 @@ const answers: Array<[name: string, response: string | Buffer, maxBodyBytes: num
   ['length exactly the cap', 'HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n0123', 4, ok(200, '0123')],
   ['chunks over the cap', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n', 4, ok(200, 'abcd', true)],
   ['until-close over the cap', 'HTTP/1.0 200 OK\r\n\r\n0123456789', 3, ok(200, '012', true)],
+  ['a trailing CRLF after the body', 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok\r\n', 100, ok(200, 'ok')],
+  ['an empty line before the status line', '\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok', 100, ok(200, 'ok')],
+  ['an empty line between a 100 and the answer', 'HTTP/1.1 100 Continue\r\n\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok', 100, ok(200, 'ok')],
+  ['a NUL in the reason phrase', 'HTTP/1.1 200 O\x00K\r\nContent-Length: 2\r\n\r\nok', 100, ok(200, 'ok')],
+  ['2,000 small headers (more than 16 KiB as sent, less as counted)', `HTTP/1.1 200 OK\r\n${Array.from({ length: 2000 }, (_, i) => `X${i}: 1\r\n`).join('')}Content-Length: 2\r\n\r\nok`, 100, ok(200, 'ok')],
+  ['a length with spaces around it', 'HTTP/1.1 200 OK\r\nContent-Length:  2  \r\n\r\nok', 100, ok(200, 'ok')],
+  ['a length with leading zeros', 'HTTP/1.1 200 OK\r\nContent-Length: 0000000000000000002\r\n\r\nok', 100, ok(200, 'ok')],
+  ['a chunk size with leading zeros', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n00000000000000002\r\nok\r\n0\r\n\r\n', 100, ok(200, 'ok')],
+  ['chunk extensions: a name, a value, a quoted value', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;a;b=c;d="e f"\r\nok\r\n0\r\n\r\n', 100, ok(200, 'ok')],
   ['cut mid-body', 'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial', 1000, failed('connection closed before the body ended')],
   ['cut mid-chunk', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab', 1000, failed('connection closed before the body ended')],
   ['no last chunk', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n', 1000, failed('connection closed before the body ended')],
@@ -54,10 +63,44 @@ const answers: Array<[name: string, response: string | Buffer, maxBodyBytes: num
   ['a length that is not a number', 'HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n', 100, failed('bad response: content-length "-1"')],
   ['a chunk size that is not hex', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n', 100, failed('bad response: bad chunk size "zz"')],
   ['chunk data longer than its size', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nokay\r\n0\r\n\r\n', 100, failed('bad response: chunk not followed by CRLF')],
+  ['a head over the memory bound', `HTTP/1.1 200 OK\r\n${'X: 1\r\n'.repeat(11_000)}`, 100, failed('bad response: headers over 64 KiB')],
   ['a big head, just under the limit', `HTTP/1.1 200 OK\r\nX-Big: ${'a'.repeat(MAX_HEAD_BYTES - 100)}\r\nContent-Length: 2\r\n\r\nok`, 100, ok(200, 'ok')],
+  ['a status line ending in a tab', 'HTTP/1.1 200\t\r\nContent-Length: 2\r\n\r\nok', 100, failed('bad response: status line "HTTP/1.1 200\\t"')],
+  ['a length ending in a tab', 'HTTP/1.1 200 OK\r\nContent-Length: 2\t\r\n\r\nok', 100, failed('bad response: content-length "2"')],
+  ['a length ending in a no-break space', Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 2\xa0\r\n\r\nok', 'latin1'), 100, failed('bad response: content-length "2\xa0"')],
+  ['a trailer without a colon', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nbad trailer\r\n\r\n', 100, failed('bad response: trailer: header line "bad trailer"')],
+  ['a control character in a trailer', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-T: a\x01\r\n\r\n', 100, failed('bad response: trailer: a control character in "X-T: a\\u0001"')],
+  ['an empty chunk extension', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;\r\nok\r\n0\r\n\r\n', 100, failed('bad response: bad chunk size "2;"')],
+  ['a space in a chunk extension', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2; a=b\r\nok\r\n0\r\n\r\n', 100, failed('bad response: bad chunk size "2; a=b"')],
+  ['a chunk size past 2^53', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1FFFFFFFFFFFFFF\r\nok', 100, failed('bad response: chunk size "1FFFFFFFFFFFFFF" too large')],
+  ['101 to a GET that asked for no upgrade', 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n', 100, failed('bad response: 101 Switching Protocols to a probe that asked for no upgrade')],
   ['a head over the limit', `HTTP/1.1 200 OK\r\nX-Big: ${'a'.repeat(MAX_HEAD_BYTES)}\r\n\r\n`, 100, failed('bad response: headers over 16 KiB')],
   ['a chunk line over the limit', `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1;${'x'.repeat(5000)}`, 100, failed('bad response: chunk line too long')],
 ];
+
+// Bytes after a whole answer, in the same read: a failure, as in Node's parser. Bytes that come in a
+// later read are never read (the answer was whole), with Node's client too: which one a site gets
+// depends on its packets, so these are tested whole and over a connection (one write), not in pieces.
+const dataAfter: Array<[name: string, response: string, passedWithoutIt: HttpGetResult]> = [
+  ['a body longer than its length', 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok{"extra":1}', ok(200, 'ok')],
+  ['a body after a 204', 'HTTP/1.1 204 No Content\r\n\r\nxyz', ok(204, '')],
+  ['bytes after the last chunk', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\nmore', ok(200, 'ok')],
+];
+
+t.test('bytes after a whole answer in the same read fail it; in a later read they are not looked at', async (t) => {
+  const agents = createAgents();
+  t.teardown(() => destroyAgents(agents));
+  for (const [name, response, passedWithoutIt] of dataAfter) {
+    t.same(readAll(100, [Buffer.from(response)]), failed('bad response: data after the response'), `${name}: in one read`);
+    t.same(readAll(100, [...Buffer.from(response)].map((b) => Buffer.from([b]))), passedWithoutIt, `${name}: byte by byte`);
+    const site = await scriptedSite(response);
+    const raw = await probeGet(targetOf(site.url), { timeoutMs: 2000, maxBodyBytes: 100 });
+    const node = await httpGet(site.url, { timeoutMs: 2000, maxBodyBytes: 100, agents });
+    await site.close();
+    t.same(raw, failed('bad response: data after the response'), `${name}: over a connection, one write`);
+    t.equal(node.ok, false, `${name}: Node's client fails it too`);
+  }
+});
 
 function readAll(maxBodyBytes: number, pieces: Buffer[]): HttpGetResult {
   const reader = new ResponseReader(maxBodyBytes);
@@ -163,8 +206,9 @@ t.test('over a real connection, a malformed or cut answer is a failure for both 
     const node = await httpGet(site.url, { timeoutMs: 2000, maxBodyBytes, agents });
     await site.close();
     t.same(raw, want, `${name}: probeGet`);
-    // Node's parser takes any three digits as a status; below 100 it fails every expectStatus all the same.
-    t.ok(!node.ok || node.status < 100, `${name}: Node's client does not pass it either`);
+    // Node's parser takes any three digits as a status (below 100 fails every expectStatus all the same), and
+    // hands a 101 to an upgrade listener (none: it answers the 101 when the site closes, waits when it does not).
+    t.ok(!node.ok || node.status < 100 || node.status === 101, `${name}: Node's client does not pass it either`);
   }
 });
 
