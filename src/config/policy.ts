@@ -274,6 +274,16 @@ export function indexPolicy(policy: Policy): PolicyIndex {
 }
 
 /**
+ * `to` is `from` with other addresses or settings that no index holds (a reload
+ * that keeps the running listener, say): it gets `from`'s index, if built,
+ * instead of a new one. Only when both have the very same routes and sites.
+ */
+export function reuseIndex(from: Policy, to: Policy): void {
+  const index = indexes.get(from);
+  if (index !== undefined && from.routes === to.routes && from.sites === to.sites) indexes.set(to, index);
+}
+
+/**
  * Two parts of parsed policies (plain, frozen data: objects, arrays,
  * primitives) alike, field by field. No text per part: JSON.stringify of
  * 10,000 routes was most of a reload's stall. NaN equals NaN; a key holding

@@ -37,6 +37,9 @@ export class Prober {
   readonly #random: () => number;
   readonly #agents: HttpAgents = createAgents();
   readonly #loops = new Map<string, SiteLoop>();
+  /** New loops whose first probe has not been sent yet: started a batch per turn (see update). */
+  readonly #toStart = new Set<SiteLoop>();
+  #starting: NodeJS.Immediate | undefined;
   #closed = false;
 
   constructor(deps: ProberDeps) {
@@ -48,7 +51,11 @@ export class Prober {
    * Sites whose url and health settings did not change keep their loop and its
    * timing (a reload must not make every site probe at once, nor reset a probe
    * about to report); changed sites restart with an immediate probe; removed
-   * sites stop and report nothing more.
+   * sites stop and report nothing more. New loops send their first probe
+   * STARTS_PER_TURN at a time, a batch per turn of the event loop: opening a
+   * connection costs 70 to 100 us here, and 1,000 of them in one call held
+   * requests 140 to 240 ms (a reload that changes every site's health
+   * settings, or a start).
    */
   update(sites: readonly SitePolicy[]): void {
     if (this.#closed) return;
@@ -65,13 +72,33 @@ export class Prober {
       if (this.#loops.has(site.name)) continue;
       const loop = new SiteLoop(site, this.#deps, this.#agents, this.#random);
       this.#loops.set(site.name, loop);
+      this.#toStart.add(loop);
+    }
+    this.#startSome();
+  }
+
+  /** Sends the first probe of up to STARTS_PER_TURN new loops, and the rest in later turns. */
+  #startSome(): void {
+    clearImmediate(this.#starting);
+    this.#starting = undefined;
+    let started = 0;
+    for (const loop of this.#toStart) {
+      if (started === STARTS_PER_TURN) {
+        this.#starting = setImmediate(() => this.#startSome());
+        return;
+      }
+      this.#toStart.delete(loop);
+      if (loop.loop.isStopped) continue;
       loop.start();
+      started++;
     }
   }
 
   /** An extra round now (one site or all); resolves when its results are reported. */
   async probeNow(site?: string): Promise<void> {
     const loops = site === undefined ? [...this.#loops.values()] : [this.#loops.get(site)].filter((l) => l !== undefined);
+    // A loop whose first probe waits for its turn sends it now: this probe is its start.
+    for (const l of loops) this.#toStart.delete(l);
     await Promise.all(loops.map((l) => l.loop.runNow()));
   }
 
@@ -83,12 +110,17 @@ export class Prober {
   /** Clears every timer and aborts probes in flight; resolves once they have settled. */
   async close(): Promise<void> {
     this.#closed = true;
+    clearImmediate(this.#starting);
+    this.#toStart.clear();
     const stopping = [...this.#loops.values()].map((l) => l.stop());
     this.#loops.clear();
     await Promise.all(stopping);
     destroyAgents(this.#agents);
   }
 }
+
+/** First probes sent in one turn of the event loop (see Prober.update). */
+const STARTS_PER_TURN = 64;
 
 /** `intervalMs` ± `jitter` (a fraction): spreads probes so sites sharing a host are not hit in lockstep. */
 export function jitteredDelayMs(intervalMs: number, jitter: number, random: () => number): number {

@@ -186,6 +186,30 @@ t.test('update keeps unchanged loops, restarts changed ones, stops removed ones'
   t.equal(h.resultsOf('c').length, 3, 'c untouched by a change to a');
 });
 
+t.test('many new sites send their first probes a batch per turn, and every one of them reports', async (t) => {
+  const site = await startSite(t, { status: 200 });
+  const h = startProber(t);
+  const sockets = (): number => process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length;
+  const before = sockets();
+  h.prober.update(Array.from({ length: 300 }, (_, i) => makeSite(`s${i}`, site.url, { path: `/s${i}` })));
+  const inTheCall = sockets() - before;
+  t.ok(inTheCall > 0 && inTheCall <= 64, `at most 64 connections opened in the update call (${inTheCall})`);
+  // Asked for by name before its turn: probed now, and only once for its start.
+  await h.prober.probeNow('s299');
+  t.equal(h.resultsOf('s299').length, 1, 'a site not yet started answers probeNow with its first probe');
+  await h.prober.firstRound();
+  t.equal(new Set(h.results.map((r) => r.site)).size, 300, 'every site reported');
+  t.equal(h.resultsOf('s299').length, 1, 'its start did not probe it again');
+  // Removed before their turn: never probed.
+  h.prober.update(Array.from({ length: 300 }, (_, i) => makeSite(`n${i}`, site.url, { path: `/n${i}` })));
+  h.prober.update([makeSite('n0', site.url, { path: '/n0' })]);
+  await h.prober.firstRound();
+  await new Promise((resolve) => setImmediate(resolve));
+  const probedNew = new Set(site.paths.filter((p) => p.startsWith('/n')));
+  t.ok(probedNew.size <= 64, `sites removed before their turn were never probed (${probedNew.size} of 300 were)`);
+  t.ok(probedNew.has('/n0'), 'the one kept was');
+});
+
 t.test('firstRound waits for slow sites and resolves for sites removed before answering', async (t) => {
   const fast = await startSite(t, { status: 200 });
   const slow = await startSite(t, 'hang');
