@@ -2,7 +2,7 @@ import t from 'tap';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { MAX_HEAD_BYTES, ResponseReader, probeGet, probeTarget, worthParsing, type ProbeTarget } from '../../src/health/probe-get.js';
-import { createAgents, destroyAgents, httpGet, type HttpGetResult } from '../../src/health/http-get.js';
+import { createAgents, destroyAgents, httpGet, type HttpAgents, type HttpGetResult } from '../../src/health/http-get.js';
 import { refusedUrl, startProbeSite, waitFor } from '../helpers/probe-site.js';
 
 const ok = (status: number, body: string | Buffer, truncated = false): HttpGetResult => {
@@ -93,10 +93,7 @@ t.test('bytes after a whole answer in the same read fail it; in a later read the
   for (const [name, response, passedWithoutIt] of dataAfter) {
     t.same(readAll(100, [Buffer.from(response)]), failed('bad response: data after the response'), `${name}: in one read`);
     t.same(readAll(100, [...Buffer.from(response)].map((b) => Buffer.from([b]))), passedWithoutIt, `${name}: byte by byte`);
-    const site = await scriptedSite(response);
-    const raw = await probeGet(targetOf(site.url), { timeoutMs: 2000, maxBodyBytes: 100 });
-    const node = await httpGet(site.url, { timeoutMs: 2000, maxBodyBytes: 100, agents });
-    await site.close();
+    const { raw, node } = await bothReaders(response, 100, agents);
     t.same(raw, failed('bad response: data after the response'), `${name}: over a connection, one write`);
     t.equal(node.ok, false, `${name}: Node's client fails it too`);
   }
@@ -176,6 +173,18 @@ async function scriptedSite(response: string | Buffer): Promise<{ url: string; r
   };
 }
 
+/** What probeGet and Node's client (httpGet) each make of one answer, sent in one write by a site that then closes. */
+async function bothReaders(response: string | Buffer, maxBodyBytes: number, agents: HttpAgents): Promise<{ raw: HttpGetResult; node: HttpGetResult }> {
+  const site = await scriptedSite(response);
+  try {
+    const raw = await probeGet(targetOf(site.url), { timeoutMs: 2000, maxBodyBytes });
+    const node = await httpGet(site.url, { timeoutMs: 2000, maxBodyBytes, agents });
+    return { raw, node };
+  } finally {
+    await site.close();
+  }
+}
+
 function targetOf(url: string): ProbeTarget {
   const target = probeTarget(url);
   if (typeof target === 'string') throw new Error(target);
@@ -187,10 +196,7 @@ t.test('over a real connection, every well-formed answer reads as Node\'s HTTP c
   t.teardown(() => destroyAgents(agents));
   for (const [name, response, maxBodyBytes, want] of answers) {
     if (!want.ok) continue;
-    const site = await scriptedSite(response);
-    const raw = await probeGet(targetOf(site.url), { timeoutMs: 2000, maxBodyBytes });
-    const node = await httpGet(site.url, { timeoutMs: 2000, maxBodyBytes, agents });
-    await site.close();
+    const { raw, node } = await bothReaders(response, maxBodyBytes, agents);
     t.same(raw, want, `${name}: probeGet`);
     t.same(raw, node, `${name}: the same as Node's client`);
   }
@@ -201,10 +207,7 @@ t.test('over a real connection, a malformed or cut answer is a failure for both 
   t.teardown(() => destroyAgents(agents));
   for (const [name, response, maxBodyBytes, want] of answers) {
     if (want.ok) continue;
-    const site = await scriptedSite(response);
-    const raw = await probeGet(targetOf(site.url), { timeoutMs: 2000, maxBodyBytes });
-    const node = await httpGet(site.url, { timeoutMs: 2000, maxBodyBytes, agents });
-    await site.close();
+    const { raw, node } = await bothReaders(response, maxBodyBytes, agents);
     t.same(raw, want, `${name}: probeGet`);
     // Node's parser takes any three digits as a status (below 100 fails every expectStatus all the same), and
     // hands a 101 to an upgrade listener (none: it answers the 101 when the site closes, waits when it does not).
