@@ -2,12 +2,14 @@
 // How far one gateway process goes, in the figures issue 8 asks for:
 //   - probing: 1,000 sites probed every second, the gateway's CPU (% of one core);
 //   - route lookup: per-request cost at 10 and 10,000 routes (the lookup the forwarder uses);
-//   - connections: RSS with 1,000 concurrent keep-alive client connections.
+//   - connections: RSS with 1,000 concurrent keep-alive client connections;
+//   - restart: a reload that changes the probe settings of 1,000 sites (every loop restarts): how long
+//     Prober.update holds the event loop, and how long until every site has its first new verdict.
 // The gateway runs as a child (`node dist/cli.js start`), read from /proc.
 // Loopback only, bounded.
 //
 //   npm run bench:capacity
-//   node bench/capacity.mjs --only probes|lookup|connections   # after npm run build
+//   node bench/capacity.mjs --only probes|lookup|connections|restart   # after npm run build
 import http from 'node:http';
 import net from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -17,6 +19,10 @@ import { parseArgs } from 'node:util';
 import { freePort, httpGet, sleep, startGateway, waitFor } from './chaos/processes.mjs';
 import { parsePolicy } from '../dist/config/parse-policy.js';
 import { matchRoute } from '../dist/routing/match-route.js';
+import { Prober } from '../dist/health/prober.js';
+import { createMetrics } from '../dist/metrics/metrics.js';
+import { silentLogger } from '../dist/logger.js';
+import { Registry } from 'prom-client';
 
 const { values } = parseArgs({ options: { only: { type: 'string', multiple: true }, json: { type: 'string', default: 'capacity-report.json' } } });
 const wanted = (name) => !values.only || values.only.includes(name);
@@ -149,6 +155,43 @@ routes:
   });
 }
 
+async function restart() {
+  const SITES = 1000;
+  // One site server for all, with a listen backlog for 1,000 connects at once (the default 511 drops SYNs, retried after 1 s).
+  const site = http.createServer((req, res) => { req.resume(); res.end('ok'); });
+  await new Promise((r) => site.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, r));
+  const server = { url: `http://127.0.0.1:${site.address().port}`, close: () => { site.closeAllConnections(); return new Promise((r) => site.close(r)); } };
+  const reported = new Set();
+  let failed = 0;
+  const prober = new Prober({
+    onResult: (name, result) => { reported.add(name); if (!result.passed) failed++; },
+    metrics: createMetrics(new Registry()), logger: silentLogger(),
+  });
+  const sites = (timeoutMs) => Array.from({ length: SITES }, (_, i) => ({
+    name: `s${i}`, url: `${server.url}/s${i}`, building: `b${i % 20}`, timeouts: { connectMs: 1000, responseMs: 1000 },
+    health: { path: '/healthz', intervalMs: 5000, jitter: 0.1, timeoutMs, rise: 2, fall: 2, expectStatus: [200] },
+    passive: { failureThreshold: 3, statuses: [502, 503, 504], ratio: 0.5, minRequests: 20, minClients: 1, windowMs: 10_000 },
+  }));
+  const rounds = [];
+  try {
+    // The first round only warms up; each later one changes every site's timeout, so every loop restarts.
+    for (const timeoutMs of [1000, 1100, 1200, 1300, 1400]) {
+      reported.clear();
+      failed = 0;
+      const started = performance.now();
+      prober.update(sites(timeoutMs));
+      const inCallMs = performance.now() - started;
+      await waitFor(() => reported.size === SITES, 30_000, `${SITES} first verdicts`);
+      rounds.push({ inCallMs, allReportedMs: performance.now() - started, failed });
+      await sleep(300);
+    }
+  } finally {
+    await prober.close();
+    await server.close();
+  }
+  return { sites: SITES, rounds: rounds.slice(1) };
+}
+
 const machine = `${cpus().length} cores (${cpus()[0]?.model.trim() ?? 'unknown'}), load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}, node ${process.version}`;
 console.log(`detour capacity; machine: ${machine}`);
 const report = { date: new Date().toISOString(), machine };
@@ -166,5 +209,11 @@ if (wanted('connections')) {
   report.connections = await connections();
   const c = report.connections;
   console.log(`connections: ${c.connections} keep-alive clients (${c.answered} answered): RSS ${c.rssBeforeMb.toFixed(0)} -> ${c.rssMb.toFixed(0)} MB   [node bench/capacity.mjs --only connections]`);
+}
+if (wanted('restart')) {
+  report.restart = await restart();
+  const { sites, rounds } = report.restart;
+  const range = (xs) => `${Math.min(...xs).toFixed(0)} to ${Math.max(...xs).toFixed(0)} ms`;
+  console.log(`restart: every probe loop of ${sites} sites restarted by a reload: ${range(rounds.map((r) => r.inCallMs))} in the update call, every site's first verdict after ${range(rounds.map((r) => r.allReportedMs))}, ${Math.max(...rounds.map((r) => r.failed))} failed (${rounds.length} rounds)   [node bench/capacity.mjs --only restart]`);
 }
 writeFileSync(values.json, `${JSON.stringify(report, null, 2)}\n`);
