@@ -54,8 +54,8 @@ export class Prober {
    * sites stop and report nothing more. New loops send their first probe
    * STARTS_PER_TURN at a time, a batch per turn of the event loop: opening a
    * connection costs 70 to 100 us here, and 1,000 of them in one call held
-   * requests 140 to 240 ms (a reload that changes every site's health
-   * settings, or a start).
+   * requests 60 to 240 ms (a reload that changes every site's health settings,
+   * or a start; `node bench/capacity.mjs --only restart`).
    */
   update(sites: readonly SitePolicy[]): void {
     if (this.#closed) return;
@@ -169,7 +169,7 @@ class SiteLoop {
     const target = this.#url.startsWith('http:') ? probeTarget(this.#url) : undefined;
     this.#target = typeof target === 'object' ? target : undefined;
     const { healthChecks, healthCheckDuration } = deps.metrics;
-        this.#checks = {
+    this.#checks = {
       pass: healthChecks.labels({ site: site.name, result: 'pass' }),
       fail: healthChecks.labels({ site: site.name, result: 'fail' }),
       error: healthChecks.labels({ site: site.name, result: 'error' }),
