@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // How far one gateway process goes, in the figures issue 8 asks for:
-//   - probing: 1,000 sites probed every second, the gateway's CPU (% of one core);
+//   - probing: 1,000 sites probed every second, the gateway's CPU (% of one core); and the same with
+//     every site refusing connections (a building down);
 //   - route lookup: per-request cost at 10 and 10,000 routes (the lookup the forwarder uses);
 //   - connections: RSS with 1,000 concurrent keep-alive client connections;
 //   - restart: a reload that changes the probe settings of 1,000 sites (every loop restarts): how long
@@ -9,7 +10,7 @@
 // Loopback only, bounded.
 //
 //   npm run bench:capacity
-//   node bench/capacity.mjs --only probes|lookup|connections|restart   # after npm run build
+//   node bench/capacity.mjs --only probes|probes-refused|lookup|connections|restart   # after npm run build
 import http from 'node:http';
 import net from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -63,27 +64,30 @@ async function withGateway(policyFor, fn) {
   }
 }
 
-async function allUp(adminUrl, sites) {
+async function allUp(adminUrl, sites, health = 'up') {
   await waitFor(async () => {
     const res = await httpGet(`${adminUrl}/status`, { timeoutMs: 10_000 }).catch(() => null);
     if (!res || res.status !== 200) return false;
     const status = res.json();
-    const up = status.sites.filter((s) => s.health === 'up').length;
-    if (process.env.DEBUG) console.log(`  ${up} of ${status.sites.length} up: ${status.sites.find((s) => s.health !== 'up')?.reason}`);
+    const up = status.sites.filter((s) => s.health === health).length;
+    if (process.env.DEBUG) console.log(`  ${up} of ${status.sites.length} ${health}: ${status.sites.find((s) => s.health !== health)?.reason}`);
     return up >= sites;
-  }, 60_000, `${sites} sites up`);
+  }, 60_000, `${sites} sites ${health}`);
 }
 
-async function probes() {
+/** refused: every site's port has nothing listening (a building down: each probe is a refused connect). */
+async function probes({ refused = false } = {}) {
   const SITES = 1000;
+  const closedPort = refused ? await freePort() : 0;
   return withGateway(({ port, adminPort, urls }) => {
     const lines = [`listen: { host: 127.0.0.1, port: ${port} }`, `admin: { host: 127.0.0.1, port: ${adminPort} }`, 'sites:'];
-    for (let i = 0; i < SITES; i++) lines.push(`  s${i}: { url: "${urls[i % 2]}/s${i}", building: b${i % 20}, health: { interval: 1s, timeout: 1s, jitter: 0 } }`);
+    const siteUrl = (i) => (refused ? `http://127.0.0.1:${closedPort}` : urls[i % 2]);
+    for (let i = 0; i < SITES; i++) lines.push(`  s${i}: { url: "${siteUrl(i)}/s${i}", building: b${i % 20}, health: { interval: 1s, timeout: 1s, jitter: 0 } }`);
     lines.push('routes:');
     for (let i = 0; i < SITES; i += 2) lines.push(`  - { name: r${i}, match: { host: r${i}.example }, sites: [s${i}, s${i + 1}] }`);
     return `${lines.join('\n')}\n`;
   }, async ({ gw, adminUrl }) => {
-    await allUp(adminUrl, SITES);
+    await allUp(adminUrl, SITES, refused ? 'down' : 'up');
     await sleep(2000); // past the first round's decisions
     const seconds = 20;
     const c0 = cpuSeconds(gw.pid);
@@ -199,6 +203,11 @@ if (wanted('probes')) {
   report.probes = await probes();
   const p = report.probes;
   console.log(`probes: ${p.sites} sites every ${p.intervalS} s: ${p.percentOfOneCore.toFixed(1)}% of one core (${p.cpuSeconds.toFixed(2)} CPU s in ${p.seconds.toFixed(1)} s), RSS ${p.rssMb.toFixed(0)} MB   [node bench/capacity.mjs --only probes]`);
+}
+if (wanted('probes-refused')) {
+  report.probesRefused = await probes({ refused: true });
+  const p = report.probesRefused;
+  console.log(`probes, every site refusing: ${p.sites} sites every ${p.intervalS} s: ${p.percentOfOneCore.toFixed(1)}% of one core (${p.cpuSeconds.toFixed(2)} CPU s in ${p.seconds.toFixed(1)} s), RSS ${p.rssMb.toFixed(0)} MB   [node bench/capacity.mjs --only probes-refused]`);
 }
 if (wanted('lookup')) {
   report.lookup = lookup();

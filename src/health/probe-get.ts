@@ -96,7 +96,9 @@ export function probeGet(target: ProbeTarget, opts: ProbeGetOptions): Promise<Ht
     });
     socket.on('end', () => finish(reader.end()));
     socket.on('close', () => finish(reader.end()));
-    socket.write(target.request);
+    // Written once connected, not queued before: a refused connect then fails one write less, and Node
+    // builds (and formats the stack of) a second error for a write that never went out.
+    socket.once('connect', () => socket.write(target.request));
   });
 }
 
