@@ -15,7 +15,7 @@ import { availableParallelism } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import type { Policy } from './config/policy.js';
-import { formatPolicyError, indexPolicy, reuseIndex, type PolicyError } from './config/policy.js';
+import { formatPolicyError, indexPolicy, type PolicyError } from './config/policy.js';
 import { OFF_THREAD_MIN_BYTES, closePolicyWorker, loadPolicyFileOffThread, warmPolicyWorker } from './config/load-off-thread.js';
 import { PolicyWatcher, type WatchStatus } from './config/watch-policy.js';
 import type { ParseResult } from './config/policy.js';
@@ -290,7 +290,6 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       ...(policy.state ? { state: policy.state } : {}),
       ...(kept.includes('workers') ? (policy.workers !== undefined ? { workers: policy.workers } : {}) : (next.workers !== undefined ? { workers: next.workers } : {})),
     };
-    if (effective !== next) reuseIndex(next, effective);
     policy = effective;
     material = nextMaterial.material;
     if (material.admin) admin.setSecureContext(material.admin);

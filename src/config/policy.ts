@@ -236,10 +236,16 @@ export interface PolicyIndex {
   readonly sitesByBuilding: ReadonlyMap<string, readonly string[]>;
 }
 
-const indexes = new WeakMap<Policy, PolicyIndex>();
+/**
+ * Kept by the routes list, for those routes and these sites: an index depends on
+ * nothing else, so a copy of a policy with other addresses or settings (a reload
+ * that keeps the running listener) finds the index built for the parsed one.
+ */
+const indexes = new WeakMap<readonly RoutePolicy[], { readonly sites: readonly SitePolicy[]; readonly index: PolicyIndex }>();
 
 export function indexPolicy(policy: Policy): PolicyIndex {
-  let index = indexes.get(policy);
+  const kept = indexes.get(policy.routes);
+  let index = kept !== undefined && kept.sites === policy.sites ? kept.index : undefined;
   if (index === undefined) {
     // Plain loops, no [key, value] pair or closure per entry: this runs in a reload's swap turn.
     const sites = new Map<string, SitePolicy>();
@@ -268,19 +274,9 @@ export function indexPolicy(policy: Policy): PolicyIndex {
       routesBySite,
       sitesByBuilding,
     };
-    indexes.set(policy, index);
+    indexes.set(policy.routes, { sites: policy.sites, index });
   }
   return index;
-}
-
-/**
- * `to` is `from` with other addresses or settings that no index holds (a reload
- * that keeps the running listener, say): it gets `from`'s index, if built,
- * instead of a new one. Only when both have the very same routes and sites.
- */
-export function reuseIndex(from: Policy, to: Policy): void {
-  const index = indexes.get(from);
-  if (index !== undefined && from.routes === to.routes && from.sites === to.sites) indexes.set(to, index);
 }
 
 /**

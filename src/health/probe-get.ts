@@ -102,6 +102,8 @@ export function probeGet(target: ProbeTarget, opts: ProbeGetOptions): Promise<Ht
   });
 }
 
+const NOTHING = Buffer.alloc(0);
+
 type BodyFraming = 'length' | 'chunked' | 'close';
 type ChunkStep = 'size' | 'data' | 'data-end' | 'trailer';
 
@@ -113,7 +115,7 @@ type ChunkStep = 'size' | 'data' | 'data-end' | 'trailer';
 export class ResponseReader {
   readonly #maxBodyBytes: number;
   /** Bytes not yet consumed: the head so far, or a chunk-size or trailer line so far. */
-  #pending: Buffer = Buffer.alloc(0);
+  #pending: Buffer = NOTHING;
   #status = 0;
   #framing: BodyFraming | undefined;
   /** Body bytes still to come (length), or bytes left in the current chunk (chunked). */
@@ -132,7 +134,7 @@ export class ResponseReader {
   read(chunk: Buffer): HttpGetResult | undefined {
     if (chunk.length > 0) this.#sawBytes = true;
     let bytes = this.#pending.length === 0 ? chunk : Buffer.concat([this.#pending, chunk]);
-    this.#pending = Buffer.alloc(0);
+    this.#pending = NOTHING;
     if (this.#framing === undefined) {
       for (;;) {
         // Empty lines before a status line are skipped, as Node's parser does (after a 1xx too).

@@ -2,7 +2,7 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parsePolicy } from '../../src/config/parse-policy.js';
-import { formatPolicyError, indexPolicy, reuseIndex, type Policy } from '../../src/config/policy.js';
+import { formatPolicyError, indexPolicy, type Policy } from '../../src/config/policy.js';
 
 const fixtures = fileURLToPath(new URL('../fixtures/policies/', import.meta.url));
 type Env = Record<string, string | undefined>;
@@ -379,16 +379,18 @@ t.test('never throws on odd input', async (t) => {
   }
 });
 
-t.test('reuseIndex: a policy with the same routes and sites shares the index; one with others does not', async (t) => {
+t.test('the index: a policy with the same routes and sites shares it; one with other routes or sites has its own', async (t) => {
   const text = 'sites:\n  a: { url: "http://127.0.0.1:1" }\nroutes:\n  - { name: r, match: { host: r.example }, sites: [a] }\n';
   const from = parseOk(text);
   const index = indexPolicy(from);
   const sameLists: Policy = { ...from, listen: { ...from.listen, port: from.listen.port + 1 } };
-  reuseIndex(from, sameLists);
   t.equal(indexPolicy(sameLists), index, 'same routes and sites: the same index');
   const other = parseOk(text);
   const copied: Policy = { ...from, routes: other.routes };
-  reuseIndex(from, copied);
   t.not(indexPolicy(copied), index, 'other routes: an index of its own');
   t.equal(indexPolicy(copied).routes.get('r'), other.routes[0], 'built from its own routes');
+  const otherSites: Policy = { ...from, sites: other.sites };
+  t.not(indexPolicy(otherSites), index, 'other sites: an index of its own');
+  t.equal(indexPolicy(otherSites).sites.get('a'), other.sites[0], 'built from its own sites');
+  t.equal(indexPolicy(from).sites.get('a'), from.sites[0], 'the first policy still gets an index of its own sites');
 });
