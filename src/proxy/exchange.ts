@@ -22,7 +22,8 @@ import { nextSite, pickSite } from '../routing/pick-site.js';
 import type { RouteDecision } from '../routing/route-table.js';
 import type { AttemptOutcome, OutgoingBody, ProxyEngine, UpstreamAttempt } from './http-proxy-adapter.js';
 import { isNeverReached, type UpstreamError } from './upstream-error.js';
-import type { InFlightRegistry } from './in-flight.js';
+import type { InFlightEntry, InFlightRegistry } from './in-flight.js';
+import type { LiveEntry } from './live-list.js';
 import type { RetryBudget } from './retry-budget.js';
 import type { RequestMetrics } from './request-metrics.js';
 import { sendLocal, type LocalAnswer } from './local-response.js';
@@ -86,9 +87,13 @@ interface Attempt {
   readonly site: string;
   handle: UpstreamAttempt | undefined;
   awaitingHeaders: boolean;
+  /** Its place among the requests waiting on `site`, until it has an outcome. */
+  inFlight: InFlightEntry<Exchange> | undefined;
 }
 
 export class Exchange {
+  /** Its entry among the forwarder's requests in flight (set and removed by the forwarder). */
+  tracked: LiveEntry<Exchange> | undefined;
   private readonly tried = new Set<string>();
   /** Made on first use: most requests never log, and a pino child per request showed in the profile. */
   private logger: Logger | undefined;
@@ -165,7 +170,7 @@ export class Exchange {
     if (next === null) return;
     a.awaitingHeaders = false;
     a.handle?.abort();
-    this.ctx.registry.remove(site, this);
+    this.ctx.registry.remove(a.inFlight);
     this.retry(site, next, 'site declared down', false);
   }
 
@@ -175,7 +180,7 @@ export class Exchange {
     this.attempt = undefined;
     if (a) {
       a.handle?.abort();
-      this.ctx.registry.remove(a.site, this);
+      this.ctx.registry.remove(a.inFlight);
     }
     this.notes.push(`body over ${this.route.limits.bodyBytes} bytes`);
     this.record('none', 413);
@@ -204,10 +209,10 @@ export class Exchange {
       else this.answer(site, { status: 502, message: `detour: site "${site}" is no longer configured` });
       return;
     }
-    const attempt: Attempt = { site, handle: undefined, awaitingHeaders: true };
+    const attempt: Attempt = { site, handle: undefined, awaitingHeaders: true, inFlight: undefined };
     this.attempt = attempt;
     if (!freshConnection) this.ctx.retryBudget.sent(this.route.name, site, this.ctx.nowMs());
-    this.ctx.registry.add(site, this);
+    attempt.inFlight = this.ctx.registry.add(site, this);
     const target = {
       url: policy.url, connectMs: policy.timeouts.connectMs, responseMs: policy.timeouts.responseMs,
       ...(freshConnection ? { freshConnection } : {}),
@@ -218,7 +223,7 @@ export class Exchange {
   private onOutcome(attempt: Attempt, outcome: AttemptOutcome): void {
     if (attempt !== this.attempt || this.closed) return;
     attempt.awaitingHeaders = false;
-    this.ctx.registry.remove(attempt.site, this);
+    this.ctx.registry.remove(attempt.inFlight);
     const site = attempt.site;
     switch (outcome.kind) {
       case 'response': {
@@ -360,7 +365,7 @@ export class Exchange {
     this.closed = true;
     const a = this.attempt;
     if (a) {
-      this.ctx.registry.remove(a.site, this);
+      this.ctx.registry.remove(a.inFlight);
       if (a.awaitingHeaders) a.handle?.abort();
     }
     if (!this.res.writableFinished && !this.recorded) {

@@ -15,6 +15,7 @@ import type { RouteDecision, RouteTable } from '../routing/route-table.js';
 import { Exchange, reportFailure, unavailableAnswer, type ExchangeContext, type PassiveHealth } from './exchange.js';
 import { createProxyEngine, type ProxyEngine } from './http-proxy-adapter.js';
 import { InFlightRegistry } from './in-flight.js';
+import { LiveList } from './live-list.js';
 import { sendLocal, sendLocalOnSocket, type LocalAnswer } from './local-response.js';
 import type { AccessLog } from './access-log.js';
 import { checkFraming } from './request-framing.js';
@@ -52,7 +53,8 @@ const SHUTTING_DOWN: LocalAnswer = { status: 503, message: 'detour: shutting dow
 export class Forwarder {
   private readonly engine: ProxyEngine;
   private readonly log: Logger;
-  private readonly exchanges = new Set<Exchange>();
+  /** Requests in flight (a list rather than a Set: see live-list.ts). */
+  private readonly exchanges = new LiveList<Exchange>();
   private readonly registry = new InFlightRegistry<Exchange>();
   private readonly webSockets = new WebSocketRegistry();
   private readonly retryBudget = new RetryBudget();
@@ -88,7 +90,7 @@ export class Forwarder {
       clientOf: (req) => clientOf(req, isTrustedProxy),
       inDoubt: deps.inDoubt ?? (() => false),
       finished: (exchange) => {
-        this.exchanges.delete(exchange);
+        if (exchange.tracked) this.exchanges.remove(exchange.tracked);
         if (this.exchanges.size === 0) this.onIdle?.();
       },
       retryBudget: this.retryBudget,
@@ -126,7 +128,7 @@ export class Forwarder {
     }
     const exchange = new Exchange(this.context, req, res, route, decision, startedMs);
     if (note) note.summary = () => exchange.summary();
-    this.exchanges.add(exchange);
+    exchange.tracked = this.exchanges.add(exchange);
     exchange.start().catch((err: unknown) => {
       // Nothing in start() should throw; if it does, the client still gets an answer.
       this.log.error({ err, route: route.name }, 'proxy: request handling failed');
@@ -320,7 +322,7 @@ export class Forwarder {
       });
       this.onIdle = undefined;
     }
-    for (const exchange of this.exchanges) exchange.abort();
+    for (const exchange of this.exchanges.values()) exchange.abort();
     this.webSockets.closeAll();
     this.engine.close();
   }

@@ -40,7 +40,8 @@ export class DataPlaneListener {
   readonly #logger: Logger;
   #material: PolicyMaterial;
   #draining = false;
-  readonly #clientSockets = new Set<Socket>();
+  /** Client connections open (a count: a Set of them churned like the requests of live-list.ts). */
+  #clientSockets = 0;
   #lastSocketClosed: (() => void) | undefined;
   #closing: Promise<void> | undefined;
 
@@ -75,10 +76,9 @@ export class DataPlaneListener {
     });
     applyClientLimits(this.server, policy.limits);
     this.server.on('connection', (socket: Socket) => {
-      this.#clientSockets.add(socket);
+      this.#clientSockets++;
       socket.once('close', () => {
-        this.#clientSockets.delete(socket);
-        if (this.#clientSockets.size === 0) this.#lastSocketClosed?.();
+        if (--this.#clientSockets === 0) this.#lastSocketClosed?.();
       });
     });
   }
@@ -139,7 +139,7 @@ export class DataPlaneListener {
       // would close idle connections at once, so the listener is closed as a
       // plain net.Server; idle connections go after the linger.
       const closed = new Promise<void>((resolve) => NetServer.prototype.close.call(this.server, () => resolve()));
-      if (this.#clientSockets.size > 0) {
+      if (this.#clientSockets > 0) {
         await Promise.race([
           new Promise<void>((resolve) => { this.#lastSocketClosed = resolve; }),
           delay(Math.min(SHUTDOWN_LINGER_MS, graceMs)),
