@@ -8,14 +8,14 @@
 // scavenge: bytes that survived in the young generation, bytes promoted to
 // the old one, and the pause; per run: scavenges, mark-compacts, req/s.
 //
-//   npm run build && node bench/gc-survivors.mjs [--rounds 3 --seconds 5 --only bare,set,list,detour --before OTHER/dist/cli.js]
+//   npm run bench:gc [-- --rounds 3 --seconds 5 --only bare,set,list,detour --before OTHER/dist/cli.js]
 //
 // Loopback only; every process is killed by PID at the end.
 import { spawn } from 'node:child_process';
 import { openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ensureTools, killPid, machine, root, sleep, startBackend, startDetour, tempDir, waitHttp } from './lib/proxies.mjs';
+import { killPid, machine, root, sleep, startDetour, waitHttp, wrkBenchSetup } from './lib/proxies.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -27,14 +27,7 @@ const { values } = parseArgs({
 });
 const rounds = Number(values.rounds);
 const seconds = Number(values.seconds);
-const tools = ensureTools();
-if (!tools.wrk) {
-  console.error('bench: wrk is missing and could not be installed (apt-get install wrk)');
-  process.exit(1);
-}
-const dir = tempDir();
-const primary = await startBackend('primary');
-const backup = await startBackend('backup');
+const { tools, dir, primary, backup } = await wrkBenchSetup();
 
 /** A proxy process started with --trace-gc-nvp, its stdout (where V8 writes the trace) in `log`. */
 async function startBareTraced(name, track) {

@@ -18,8 +18,7 @@ import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import {
-  cpuSeconds, detourSupportsWorkers, ensureTools, machine, sleep, startBackend, startBare, startDetour, startHaproxy,
-  startNginx, tempDir, version,
+  cpuSeconds, detourSupportsWorkers, machine, sleep, startBare, startDetour, startHaproxy, startNginx, version, wrkBenchSetup,
 } from './lib/proxies.mjs';
 
 const { values } = parseArgs({
@@ -41,14 +40,7 @@ const rounds = Number(values.rounds);
 const seconds = Number(values.seconds);
 const connections = Number(values.connections);
 
-const tools = ensureTools();
-if (!tools.wrk) {
-  console.error('bench: wrk is missing and could not be installed (apt-get install wrk)');
-  process.exit(1);
-}
-const dir = tempDir();
-const primary = await startBackend('primary');
-const backup = await startBackend('backup');
+const { tools, dir, primary, backup } = await wrkBenchSetup();
 const workersKnown = detourSupportsWorkers(dir);
 
 // name -> { start(), note } ; a target that cannot run gets `na` (shown as n/a).

@@ -353,6 +353,23 @@ export function cpuSeconds(pid) {
   return ticks / CLK_TCK;
 }
 
+/**
+ * What the closed-loop benches start with: wrk (installed from Debian when
+ * missing; the bench exits if it cannot be), a temporary directory, and the
+ * primary + backup sites every proxy is put in front of.
+ */
+export async function wrkBenchSetup() {
+  const tools = ensureTools();
+  if (!tools.wrk) {
+    console.error('bench: wrk is missing and could not be installed (apt-get install wrk)');
+    process.exit(1);
+  }
+  const dir = tempDir();
+  const primary = await startBackend('primary');
+  const backup = await startBackend('backup');
+  return { tools, dir, primary, backup };
+}
+
 export function tempDir() {
   const dir = mkdtempSync(join(tmpdir(), 'detour-bench-'));
   process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
