@@ -10,8 +10,9 @@
 // Loopback only, bounded.
 //
 //   npm run bench:capacity
-//   node bench/capacity.mjs --only probes|probes-refused|lookup|connections|restart   # after npm run build
+//   node bench/capacity.mjs --only probes|probe-floor|probes-refused|lookup|connections|restart   # after npm run build
 import http from 'node:http';
+import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -29,10 +30,15 @@ const { values } = parseArgs({ options: { only: { type: 'string', multiple: true
 const wanted = (name) => !values.only || values.only.includes(name);
 const TICKS = 100; // USER_HZ: /proc/PID/stat counts CPU time in 1/100 s on Linux
 
-function cpuSeconds(pid) {
+function cpuSplit(pid) {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / TICKS; // utime + stime
+  return { user: Number(fields[11]) / TICKS, system: Number(fields[12]) / TICKS }; // utime, stime
+}
+
+function cpuSeconds(pid) {
+  const { user, system } = cpuSplit(pid);
+  return user + system;
 }
 
 function rssMb(pid) {
@@ -90,13 +96,52 @@ async function probes({ refused = false } = {}) {
     await allUp(adminUrl, SITES, refused ? 'down' : 'up');
     await sleep(2000); // past the first round's decisions
     const seconds = 20;
-    const c0 = cpuSeconds(gw.pid);
+    const c0 = cpuSplit(gw.pid);
     const t0 = performance.now();
     await sleep(seconds * 1000);
-    const cpu = cpuSeconds(gw.pid) - c0;
+    const c1 = cpuSplit(gw.pid);
+    const cpu = c1.user + c1.system - c0.user - c0.system;
     const wall = (performance.now() - t0) / 1000;
-    return { sites: SITES, intervalS: 1, seconds: wall, cpuSeconds: cpu, percentOfOneCore: (100 * cpu) / wall, rssMb: rssMb(gw.pid) };
+    return {
+      sites: SITES, intervalS: 1, seconds: wall, cpuSeconds: cpu, percentOfOneCore: (100 * cpu) / wall,
+      systemPercent: (100 * (c1.system - c0.system)) / wall, rssMb: rssMb(gw.pid),
+    };
   });
+}
+
+/**
+ * The floor under the probes row: a bare Node process doing only what a probe
+ * must (a new TCP connection, one GET written, the answer read until close) for
+ * 1,000 sites a second, with no HTTP parsing, health state, metrics or decisions.
+ * Its CPU is what a new connection per probe costs on this machine whatever
+ * detour does above it.
+ */
+async function probeFloor() {
+  const server = await fakeServer();
+  const { port } = new URL(server.url);
+  const seconds = 20;
+  const script = `
+    const net = require('node:net');
+    const request = Buffer.from('GET /s HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\nConnection: close\\r\\n\\r\\n', 'latin1');
+    const probe = () => { const s = net.connect(${port}, '127.0.0.1'); s.on('error', () => {}); s.once('connect', () => s.write(request)); s.on('data', () => {}); s.on('end', () => s.destroy()); };
+    for (let i = 0; i < 1000; i++) setTimeout(function tick() { probe(); setTimeout(tick, 1000).unref(); }, i).unref();
+    setTimeout(() => process.exit(0), ${(seconds + 4) * 1000});
+    process.stdout.write('ready\\n');`;
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    await new Promise((resolve, reject) => { child.stdout.once('data', resolve); child.once('exit', reject); });
+    await sleep(2000);
+    const c0 = cpuSplit(child.pid);
+    const t0 = performance.now();
+    await sleep(seconds * 1000);
+    const c1 = cpuSplit(child.pid);
+    const wall = (performance.now() - t0) / 1000;
+    const cpu = c1.user + c1.system - c0.user - c0.system;
+    return { connectsPerSecond: 1000, seconds: wall, cpuSeconds: cpu, percentOfOneCore: (100 * cpu) / wall, systemPercent: (100 * (c1.system - c0.system)) / wall };
+  } finally {
+    child.kill();
+    await server.close();
+  }
 }
 
 function lookup() {
@@ -202,7 +247,12 @@ const report = { date: new Date().toISOString(), machine };
 if (wanted('probes')) {
   report.probes = await probes();
   const p = report.probes;
-  console.log(`probes: ${p.sites} sites every ${p.intervalS} s: ${p.percentOfOneCore.toFixed(1)}% of one core (${p.cpuSeconds.toFixed(2)} CPU s in ${p.seconds.toFixed(1)} s), RSS ${p.rssMb.toFixed(0)} MB   [node bench/capacity.mjs --only probes]`);
+  console.log(`probes: ${p.sites} sites every ${p.intervalS} s: ${p.percentOfOneCore.toFixed(1)}% of one core (${p.systemPercent.toFixed(1)}% in the kernel; ${p.cpuSeconds.toFixed(2)} CPU s in ${p.seconds.toFixed(1)} s), RSS ${p.rssMb.toFixed(0)} MB   [node bench/capacity.mjs --only probes]`);
+}
+if (wanted('probe-floor')) {
+  report.probeFloor = await probeFloor();
+  const p = report.probeFloor;
+  console.log(`probe floor: a bare Node process opening ${p.connectsPerSecond} connections a second (connect, GET, read to close; nothing else): ${p.percentOfOneCore.toFixed(1)}% of one core (${p.systemPercent.toFixed(1)}% in the kernel)   [node bench/capacity.mjs --only probe-floor]`);
 }
 if (wanted('probes-refused')) {
   report.probesRefused = await probes({ refused: true });

@@ -44,7 +44,9 @@ export async function waitFor(cond, timeoutMs, what) {
  * Resolves once GET /healthz on the admin port answers.
  */
 export async function startGateway({ file, adminUrl, fdLimit, env = {}, name = 'gateway' }) {
-  const args = [cli, 'start', '-c', file, '--log-level', 'warn'];
+  // DETOUR_BENCH_NODE_ARGS: extra node flags for the gateway, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" (as in bench/lib/proxies.mjs).
+  const nodeArgs = (process.env.DETOUR_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const args = [...nodeArgs, cli, 'start', '-c', file, '--log-level', 'warn'];
   const command = fdLimit ? 'bash' : process.execPath;
   const argv = fdLimit
     ? ['-c', `ulimit -n ${fdLimit} && exec "$0" "$@"`, process.execPath, ...args]
