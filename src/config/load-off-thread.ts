@@ -8,43 +8,18 @@
 // ~100 ms, every request with it. A worker that cannot start or dies
 // falls back to parsing here: a reload must still happen. A small file is
 // parsed here at once: a worker takes longer to start (tens of milliseconds, off
-// this thread) than a few hundred routes take to parse.
+// this thread) than a few hundred routes take to parse. The worker's side is
+// policy-worker.ts.
 import { stat } from 'node:fs/promises';
-import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { extname } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { loadPolicyFile } from './load-policy.js';
-import { samePart, type ParseResult, type Policy } from './policy.js';
+import type { ParseResult, Policy } from './policy.js';
+import { PART_KEYS, type Ack, type Job, type PartKey, type PartMessage, type ResultMessage, type WorkerInput } from './policy-worker.js';
+
+export { ITEMS_PER_PART, shareEqualSettings } from './policy-worker.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
-
-interface WorkerInput {
-  readonly detourPolicyWorker: true;
-}
-
-interface Job {
-  readonly id: number;
-  readonly file: string;
-  readonly env: Env;
-  /** A warm-up: parse, and answer without the result (copying it here would stall this thread for nothing). */
-  readonly warm?: boolean;
-}
-
-/** A part of a large result: some of the policy's routes or sites. */
-interface PartMessage {
-  readonly id: number;
-  readonly part: { readonly key: PartKey; readonly items: readonly unknown[] };
-}
-
-/** The result; when parts came first, its policy has those lists empty and says its keys' order. */
-interface ResultMessage {
-  readonly id: number;
-  readonly result?: ParseResult;
-  readonly keys?: readonly string[];
-}
-
-type PartKey = 'routes' | 'sites';
-const PART_KEYS: readonly PartKey[] = ['routes', 'sites'];
-/** Routes or sites per part: a few milliseconds to copy on the receiving side. */
-export const ITEMS_PER_PART = 250;
 
 /** Files smaller than this (about 250 routes) are parsed on the calling thread. */
 export const OFF_THREAD_MIN_BYTES = 32 * 1024;
@@ -90,10 +65,6 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
-function isWorkerInput(data: unknown): data is WorkerInput {
-  return typeof data === 'object' && data !== null && (data as WorkerInput).detourPolicyWorker === true;
-}
-
 /**
  * One worker kept for every reload: a new one per reload spent most of a second
  * starting, loading the parser and compiling it again (a 10,000-route policy:
@@ -109,7 +80,7 @@ class PolicyWorker {
   #nextId = 1;
   #dead: Error | undefined;
 
-  /** `entry` is this very module (see the bottom of the file): one file to find in src/ under the test loader and in dist/ once built. */
+  /** `entry` is policy-worker's file (WORKER_ENTRY), or a test's. */
   constructor(entry: URL) {
     this.#worker = new Worker(entry, { workerData: { detourPolicyWorker: true } satisfies WorkerInput });
     this.#worker.unref();
@@ -166,9 +137,15 @@ class PolicyWorker {
   }
 }
 
+/**
+ * policy-worker.ts beside this file: .ts in src/ under the test loader, .js in
+ * dist/ once built (the same extension as this module's).
+ */
+const WORKER_ENTRY = new URL(`./policy-worker${extname(new URL(import.meta.url).pathname)}`, import.meta.url);
+
 let shared: PolicyWorker | undefined;
 function sharedWorker(): PolicyWorker {
-  if (shared === undefined || shared.dead) shared = new PolicyWorker(new URL(import.meta.url));
+  if (shared === undefined || shared.dead) shared = new PolicyWorker(WORKER_ENTRY);
   return shared;
 }
 
@@ -187,11 +164,6 @@ export function warmPolicyWorker(file: string, env: Env = process.env): void {
   void sharedWorker().parse(file, { ...env }, true).catch(() => {});
 }
 
-/** The main thread took a part: the next may go. */
-interface Ack {
-  readonly ack: number;
-}
-
 /** The result as parsed: a policy sent in parts gets its lists back, its keys in their order. */
 function withParts(msg: ResultMessage, parts: Record<PartKey, unknown[]>): ParseResult {
   const result = msg.result!;
@@ -200,69 +172,4 @@ function withParts(msg: ResultMessage, parts: Record<PartKey, unknown[]>): Parse
   const sent = result.policy as unknown as Record<string, unknown>;
   for (const key of msg.keys) policy[key] = PART_KEYS.includes(key as PartKey) ? parts[key as PartKey] : sent[key];
   return { ...result, policy: policy as unknown as Policy };
-}
-
-/**
- * The items of a part with equal settings objects made one (a route's
- * `failover`, `failback`, `retry`, `limits`; a site's `health`, `passive`...):
- * a structured clone copies a shared object once, so the main thread builds one
- * failback for 250 routes instead of 250. Those objects were all young and all
- * survived, and a reload of 10,000 routes stalled requests on the scavenges
- * that copied them (10 to 25 ms each). Safe because a policy is frozen and
- * nothing tells its objects apart by identity. Each field keeps its last few
- * distinct values to compare with (a policy has few distinct settings, many
- * routes): linear, and no text built per value.
- */
-export function shareEqualSettings(items: readonly unknown[]): unknown[] {
-  const known = new Map<string, object[]>();
-  return items.map((item) => {
-    if (item === null || typeof item !== 'object' || Array.isArray(item)) return item;
-    let copy: Record<string, unknown> | undefined;
-    for (const field in item) {
-      const value: unknown = (item as Record<string, unknown>)[field];
-      if (value === null || typeof value !== 'object' || Array.isArray(value)) continue;
-      let values = known.get(field);
-      if (values === undefined) known.set(field, values = []);
-      const shared = values.find((v) => samePart(v, value));
-      if (shared !== undefined) (copy ??= { ...item })[field] = shared;
-      else if (values.length < DISTINCT_KEPT) values.push(value);
-    }
-    return copy ?? item;
-  });
-}
-
-/** Distinct values kept per field: settings beyond these (one per route, like `match`) are sent as they are. */
-const DISTINCT_KEPT = 4;
-
-if (!isMainThread && isWorkerInput(workerData)) {
-  const acks = new Map<number, () => void>();
-  const taken = (id: number) => new Promise<void>((resolve) => acks.set(id, resolve));
-  const send = async (id: number, result: ParseResult): Promise<void> => {
-    if (!result.ok || result.policy.routes.length + result.policy.sites.length <= ITEMS_PER_PART) {
-      parentPort!.postMessage({ id, result } satisfies ResultMessage);
-      return;
-    }
-    const policy = result.policy;
-    for (const key of PART_KEYS) {
-      const list: readonly unknown[] = policy[key];
-      for (let i = 0; i < list.length; i += ITEMS_PER_PART) {
-        const next = taken(id);
-        const items = shareEqualSettings(list.slice(i, i + ITEMS_PER_PART));
-        parentPort!.postMessage({ id, part: { key, items } } satisfies PartMessage);
-        await next;
-      }
-    }
-    const rest: Policy = { ...policy, routes: [], sites: [] };
-    parentPort!.postMessage({ id, result: { ...result, policy: rest }, keys: Object.keys(policy) } satisfies ResultMessage);
-  };
-  parentPort!.on('message', (msg: Job | Ack) => {
-    if ('ack' in msg) {
-      const ack = acks.get(msg.ack);
-      acks.delete(msg.ack);
-      ack?.();
-      return;
-    }
-    const job = msg;
-    void loadPolicyFile(job.file, job.env).then((result) => (job.warm ? parentPort!.postMessage({ id: job.id }) : send(job.id, result)));
-  });
 }

@@ -1,6 +1,7 @@
 // Reload parsing on a worker thread: the same answer as parsing here, frozen
 // like a parsed policy, and parsed here after all when the worker fails.
 import t from 'tap';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadPolicyFile } from '../../src/config/load-policy.js';
 import { closePolicyWorker, ITEMS_PER_PART, loadPolicyFileOffThread, shareEqualSettings, warmPolicyWorker } from '../../src/config/load-off-thread.js';
@@ -67,6 +68,35 @@ t.test('one worker for every reload: warmed at start, replaced once it is gone',
   const fourth = await loadPolicyFileOffThread(file, { B: 'four' }, { minBytes: 0 });
   t.equal(fourth.offThread, true, 'a new worker');
   t.equal(fourth.result.ok && fourth.result.policy.sites[0]!.building, 'four');
+});
+
+/** Each thread of this process and its nice value, from /proc (Linux). */
+function threadNices(): Map<number, number> {
+  const nices = new Map<number, number>();
+  for (const tid of readdirSync('/proc/self/task')) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+    } catch {
+      continue; // a thread that ended meanwhile
+    }
+    // After the command name in parentheses (which may hold spaces), field 19 of stat(5) is the nice value.
+    nices.set(Number(tid), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]));
+  }
+  return nices;
+}
+
+t.test('the worker thread parses at the lowest CPU priority; the thread serving requests keeps its own', { skip: process.platform !== 'linux' && 'threads have their own nice value on Linux only' }, async (t) => {
+  t.teardown(closePolicyWorker);
+  await closePolicyWorker();
+  const dir = t.testdir({ 'ok.yaml': good });
+  const before = threadNices();
+  const load = await loadPolicyFileOffThread(join(dir, 'ok.yaml'), { B: 'x' }, { minBytes: 0 });
+  t.equal(load.offThread, true);
+  const after = threadNices();
+  const lowered = [...after].filter(([tid, nice]) => nice === 19 && before.get(tid) !== 19);
+  t.equal(lowered.length, 1, 'one thread more at nice 19: the worker');
+  t.equal(after.get(process.pid), before.get(process.pid), 'the main thread as it was');
 });
 
 t.test('a large policy comes in parts: the same policy, in order, its keys in order, frozen', async (t) => {
