@@ -10,7 +10,7 @@
 //
 //   npm run bench:scale                 # 2,000 and 10,000 routes
 //   node bench/scale.mjs --routes 500   # after npm run build
-import { fork } from 'node:child_process';
+import { fork, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { loadavg, cpus, tmpdir } from 'node:os';
@@ -76,6 +76,17 @@ async function until(what, predicate) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+/** `n` processes looping on the CPU until stopped (by PID) or for 60 s at most. */
+async function busyCores(n) {
+  const kids = Array.from({ length: n }, () => spawn(process.execPath, ['-e', 'const end = Date.now() + 60000; while (Date.now() < end);'], { stdio: 'ignore' }));
+  await Promise.all(kids.map((k) => new Promise((r) => k.once('spawn', r))));
+  return {
+    async stop() {
+      await Promise.all(kids.map((k) => (k.exitCode !== null || k.signalCode !== null ? undefined : new Promise((r) => { k.once('exit', r); k.kill('SIGKILL'); }))));
+    },
+  };
 }
 
 async function timeIt(fn) {
@@ -151,6 +162,18 @@ async function scenario(routes) {
     const quietClient = await peer.ask({ cmd: 'read' });
     row.reloadWorstRequestMs = quietClient.worstMs;
     row.failedQuietRequests = quietClient.failed;
+
+    // The same reload with every core busy (one looping process per core, nice 0): the policy
+    // worker parses below normal priority (src/config/policy-worker.ts), so this is what it costs.
+    await writeFile(file, policyYaml(routes, sites, urls).replace('routes:', `  extra2: { url: "${urls.pool[0]}/extra2" }\nroutes:`));
+    const busy = await busyCores(cpus().length);
+    try {
+      const busyReload = await timeIt(() => gateway.reload());
+      if (!busyReload.result.ok) throw new Error(JSON.stringify(busyReload.result));
+      row.busyReloadMs = busyReload.ms;
+    } finally {
+      await busy.stop();
+    }
   } finally {
     delay.disable();
     await gateway?.close();
@@ -163,11 +186,11 @@ async function scenario(routes) {
 const rows = [];
 for (const n of sizes) rows.push(await scenario(n));
 const f = (ms) => (ms === undefined ? '-' : ms < 10 ? ms.toFixed(1) : ms.toFixed(0)).padStart(8);
-console.log('routes  sites   start ms  /status ms   flap ms  flap stall  flap worst req  later flaps: stall  worst req   reload ms  reload stall  reload worst req  failed');
+console.log('routes  sites   start ms  /status ms   flap ms  flap stall  flap worst req  later flaps: stall  worst req   reload ms  reload stall  reload worst req  failed  busy reload ms');
 for (const r of rows) {
-  console.log(`${String(r.routes).padStart(6)} ${String(r.sites).padStart(6)} ${f(r.startMs)}   ${f(r.statusMs)}  ${f(r.flapMs)}    ${f(r.flapStallMs)}        ${f(r.flapWorstRequestMs)}            ${f(r.laterFlapStallMs)}   ${f(r.laterFlapWorstRequestMs)}    ${f(r.reloadMs)}      ${f(r.reloadStallMs)}          ${f(r.reloadWorstRequestMs)}  ${String(r.failedQuietRequests).padStart(6)}`);
+  console.log(`${String(r.routes).padStart(6)} ${String(r.sites).padStart(6)} ${f(r.startMs)}   ${f(r.statusMs)}  ${f(r.flapMs)}    ${f(r.flapStallMs)}        ${f(r.flapWorstRequestMs)}            ${f(r.laterFlapStallMs)}   ${f(r.laterFlapWorstRequestMs)}    ${f(r.reloadMs)}      ${f(r.reloadStallMs)}          ${f(r.reloadWorstRequestMs)}  ${String(r.failedQuietRequests).padStart(6)}  ${f(r.busyReloadMs)}`);
 }
-console.log(`stall = longest event-loop delay; worst req = slowest request on a route the flap does not touch; flap = the first after start, later flaps = the worst of the next ${FLAPS - 1}`);
+console.log(`stall = longest event-loop delay; worst req = slowest request on a route the flap does not touch; flap = the first after start, later flaps = the worst of the next ${FLAPS - 1}; busy reload = a reload while ${cpus().length} processes keep every core busy`);
 // The figures scale with how busy the machine is; this fixed workload lets runs on different machines (or loads) be compared.
 const reference = (() => {
   const started = performance.now();
