@@ -143,6 +143,13 @@ async function scenario(routes) {
       });
       flaps.push({ ms: flap.ms, stallMs: delay.max / 1e6, worstRequestMs: (await peer.ask({ cmd: 'read' })).worstMs });
     }
+    // The same client for as long as the first flap took, with nothing flapping: what the machine,
+    // the probes and the collector cost anyway, to read the flap's figures against.
+    await peer.ask({ cmd: 'reset' });
+    delay.reset();
+    await new Promise((r) => setTimeout(r, flaps[0].ms));
+    row.idleStallMs = delay.max / 1e6;
+    row.idleWorstRequestMs = (await peer.ask({ cmd: 'read' })).worstMs;
     row.flapMs = flaps[0].ms;
     row.flapStallMs = flaps[0].stallMs;
     row.flapWorstRequestMs = flaps[0].worstRequestMs;
@@ -186,11 +193,11 @@ async function scenario(routes) {
 const rows = [];
 for (const n of sizes) rows.push(await scenario(n));
 const f = (ms) => (ms === undefined ? '-' : ms < 10 ? ms.toFixed(1) : ms.toFixed(0)).padStart(8);
-console.log('routes  sites   start ms  /status ms   flap ms  flap stall  flap worst req  later flaps: stall  worst req   reload ms  reload stall  reload worst req  failed  busy reload ms');
+console.log('routes  sites   start ms  /status ms   flap ms  flap stall  flap worst req  later flaps: stall  worst req  idle: stall  worst req   reload ms  reload stall  reload worst req  failed  busy reload ms');
 for (const r of rows) {
-  console.log(`${String(r.routes).padStart(6)} ${String(r.sites).padStart(6)} ${f(r.startMs)}   ${f(r.statusMs)}  ${f(r.flapMs)}    ${f(r.flapStallMs)}        ${f(r.flapWorstRequestMs)}            ${f(r.laterFlapStallMs)}   ${f(r.laterFlapWorstRequestMs)}    ${f(r.reloadMs)}      ${f(r.reloadStallMs)}          ${f(r.reloadWorstRequestMs)}  ${String(r.failedQuietRequests).padStart(6)}  ${f(r.busyReloadMs)}`);
+  console.log(`${String(r.routes).padStart(6)} ${String(r.sites).padStart(6)} ${f(r.startMs)}   ${f(r.statusMs)}  ${f(r.flapMs)}    ${f(r.flapStallMs)}        ${f(r.flapWorstRequestMs)}            ${f(r.laterFlapStallMs)}   ${f(r.laterFlapWorstRequestMs)}     ${f(r.idleStallMs)}   ${f(r.idleWorstRequestMs)}    ${f(r.reloadMs)}      ${f(r.reloadStallMs)}          ${f(r.reloadWorstRequestMs)}  ${String(r.failedQuietRequests).padStart(6)}  ${f(r.busyReloadMs)}`);
 }
-console.log(`stall = longest event-loop delay; worst req = slowest request on a route the flap does not touch; flap = the first after start, later flaps = the worst of the next ${FLAPS - 1}; busy reload = a reload while ${cpus().length} processes keep every core busy`);
+console.log(`stall = longest event-loop delay; worst req = slowest request on a route the flap does not touch; flap = the first after start, later flaps = the worst of the next ${FLAPS - 1}; idle = the same client as long as the first flap took, nothing flapping; busy reload = a reload while ${cpus().length} processes keep every core busy`);
 // The figures scale with how busy the machine is; this fixed workload lets runs on different machines (or loads) be compared.
 const reference = (() => {
   const started = performance.now();
