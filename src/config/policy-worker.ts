@@ -64,17 +64,16 @@ export function isWorkerInput(data: unknown): data is WorkerInput {
  * Put the calling thread below normal CPU priority (nice 10), where the OS
  * lets one thread have its own: on Linux, setpriority() given a thread's id
  * (from /proc/thread-self) sets that thread's alone. Elsewhere nothing is
- * changed (a pid there would mean the whole process). Says whether it did.
+ * changed (a pid there would mean the whole process), nor when it fails: the
+ * thread then parses at the priority it has.
  */
-export function lowerThreadPriority(): boolean {
-  if (process.platform !== 'linux') return false;
+function lowerThreadPriority(): void {
+  if (process.platform !== 'linux') return;
   try {
     const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
-    if (!Number.isInteger(tid) || tid <= 0) return false;
-    setPriority(tid, constants.priority.PRIORITY_BELOW_NORMAL);
-    return true;
+    if (Number.isInteger(tid) && tid > 0) setPriority(tid, constants.priority.PRIORITY_BELOW_NORMAL);
   } catch {
-    return false;
+    // (no /proc, or not allowed)
   }
 }
 
