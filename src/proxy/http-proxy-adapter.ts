@@ -152,9 +152,9 @@ export function createProxyEngine(opts: ProxyEngineOptions): ProxyEngine {
   // One library server per site URL, its target and pool fixed at creation. The
   // library copies its options and then each call's options into a new object
   // per request, the second copy on V8's slow generic path: with the target,
-  // pool and flags in every call's options, that copy cost about 7 us a request
-  // (a third of what detour added to a bare proxy). A call now passes only what
-  // must be new each time.
+  // pool and flags in every call's options, a CPU profile under load charged
+  // that function 3.6 us a request (the bare proxy, calling with {}: 0.06 us);
+  // 2.1 us with them here. A call now passes only what must be new each time.
   const siteProxies = new Map<string, { readonly agent: Agent; readonly proxy: ProxyServer }>();
   const siteProxy = (url: string, agent: Agent): { readonly agent: Agent; readonly proxy: ProxyServer } => {
     let entry = siteProxies.get(url);
