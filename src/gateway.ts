@@ -324,9 +324,14 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const reloadOnce = async (): Promise<ReloadResult> => {
     const result = await loadPolicy(policy.file);
     if (!result.ok) return failReload(result.errors);
-    // The new policy's index (maps of 10,000 routes, about 7 ms) in a turn of its own, not in the swap's.
+    // The policy's last part arrived and was frozen in this turn. The new
+    // index (maps of 10,000 routes, 3 to 7 ms) and the swap each get a turn of
+    // their own, with a poll for I/O before each, so requests waiting get in
+    // between. (One setImmediate ran the swap in the same turn's check phase,
+    // right after the index: a 10,000-route reload held requests 15 to 40 ms.)
+    await afterPoll();
     indexPolicy(result.policy);
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    await afterPoll();
     return applyPolicy(result.policy);
   };
   // Reloads run one at a time, each reading the file when it starts, so the last
@@ -470,4 +475,13 @@ function notificationClaimMs(webhooks: readonly WebhookPolicy[]): number {
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+/**
+ * Resolves in a later turn of the event loop, after it has polled for I/O once
+ * more. An immediate queued from an immediate runs only in the next turn, so
+ * two of them put a poll phase (requests, sockets) before what follows.
+ */
+function afterPoll(): Promise<void> {
+  return new Promise<void>((resolve) => setImmediate(() => setImmediate(resolve)));
 }
