@@ -3,7 +3,9 @@
 // sites, started in this process, then reloaded (the file changed each time)
 // several times; the figure is the longest event-loop delay
 // (perf_hooks.monitorEventLoopDelay) from the reload call until its first
-// decisions are spread out. Sites point at a closed loopback port, so probes
+// decisions are spread out, and how much of that longest delay was garbage
+// collection (perf_hooks 'gc' entries inside the late timer's interval, timed
+// with a 1 ms interval beside the histogram). Sites point at a closed loopback port, so probes
 // fail at once and nothing answers: the stall is the gateway's own work.
 // With --before DIR (another checkout, built), the two builds run in turns, each
 // in a process of its own, so both see the same machine.
@@ -14,7 +16,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { PerformanceObserver, monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 
 const { values } = parseArgs({
@@ -29,15 +31,20 @@ if (values.dist === undefined) {
   // The driver: each build in a child process of its own, in turns.
   const builds = [['this', here], ...(values.before ? [['before', resolve(values.before)]] : [])];
   const stalls = new Map(builds.map(([name]) => [name, []]));
+  const gcShares = new Map(builds.map(([name]) => [name, []]));
   for (let round = 0; round < Number(values.rounds); round++) {
     for (const [name, dir] of builds) {
       const out = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--dist', join(dir, 'dist'), '--routes', values.routes, '--reloads', values.reloads], { encoding: 'utf8' });
-      stalls.get(name).push(...JSON.parse(out));
+      const { stalls: xs, gaps } = JSON.parse(out);
+      stalls.get(name).push(...xs);
+      gcShares.get(name).push(...gaps.map((g) => g.gcMs));
     }
   }
   const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
   for (const [name, xs] of stalls) {
-    console.log(`${name.padEnd(7)} ${values.routes} routes: reload stall median ${median(xs).toFixed(0)} ms, min ${Math.min(...xs).toFixed(0)}, max ${Math.max(...xs).toFixed(0)} (${xs.length} reloads)`);
+    const gc = gcShares.get(name);
+    console.log(`${name.padEnd(7)} ${values.routes} routes: reload stall median ${median(xs).toFixed(0)} ms, min ${Math.min(...xs).toFixed(0)}, max ${Math.max(...xs).toFixed(0)} (${xs.length} reloads); `
+      + `garbage collection inside each reload's longest gap: median ${median(gc).toFixed(1)} ms, max ${Math.max(...gc).toFixed(1)}, none in ${gc.filter((x) => x === 0).length} of ${gc.length}`);
   }
 } else {
   const { loadPolicyFile } = await import(join(values.dist, 'config/load-policy.js'));
@@ -57,6 +64,10 @@ if (values.dist === undefined) {
   const pause = (ms) => new Promise((r) => setTimeout(r, ms));
   let gateway;
   const stalls = [];
+  const gaps = [];
+  const collections = [];
+  const gcObserver = new PerformanceObserver((list) => { for (const e of list.getEntries()) collections.push({ start: e.startTime, duration: e.duration }); });
+  gcObserver.observe({ entryTypes: ['gc'] });
   try {
     await writeFile(file, text(0));
     const loaded = await loadPolicyFile(file, {});
@@ -67,15 +78,30 @@ if (values.dist === undefined) {
       await pause(300);
       const delay = monitorEventLoopDelay({ resolution: 1 });
       delay.enable();
+      // The longest interval between two ticks of a 1 ms timer, and when it was.
+      let last = performance.now();
+      let longest = { from: last, to: last };
+      const ticks = setInterval(() => {
+        const now = performance.now();
+        if (now - last > longest.to - longest.from) longest = { from: last, to: now };
+        last = now;
+      }, 1);
+      collections.length = 0;
       const result = await gateway.reload();
       if (!result.ok) throw new Error(`reload failed: ${JSON.stringify(result.errors.slice(0, 3))}`);
       await pause(400);
+      clearInterval(ticks);
       delay.disable();
       stalls.push(delay.max / 1e6);
+      // Entries are delivered after the fact: wait a turn for the last ones.
+      await pause(10);
+      const gcMs = collections.filter((c) => c.start >= longest.from && c.start < longest.to).reduce((sum, c) => sum + c.duration, 0);
+      gaps.push({ gapMs: longest.to - longest.from, gcMs });
     }
   } finally {
     await gateway?.close();
     await rm(dir, { recursive: true, force: true });
   }
-  console.log(JSON.stringify(stalls));
+  gcObserver.disconnect();
+  console.log(JSON.stringify({ stalls, gaps }));
 }
