@@ -134,21 +134,9 @@ export function createProxyEngine(opts: ProxyEngineOptions): ProxyEngine {
   const log = opts.logger;
   const trusted: TrustedProxies = opts.isTrustedProxy ?? (() => false);
   const agents = new UpstreamAgents(opts.agentLimits);
-  // X-Forwarded-* are ours (xfwd off): the library would append to what the client sent.
-  const FIXED: ServerOptions = { xfwd: false, changeOrigin: false, selfHandleResponse: true };
-  // WebSocket upgrades go through this one; plain requests through their site's below.
-  const proxy: ProxyServer = createProxyServer(FIXED);
-  // Errors on the client socket of a WebSocket are emitted on the proxy itself;
-  // with no listener of ours the library rethrows them and the process dies.
+  // Errors on the client socket of a WebSocket are emitted on the library's
+  // server itself; with no listener of ours it rethrows them and the process dies.
   const onClientSocketError = (err: Error): void => log.debug({ err: describe(err) }, 'proxy: client socket error');
-  proxy.on('error', onClientSocketError);
-  // Parsed once per site URL: the library would parse a string target on every request.
-  const targetUrls = new Map<string, URL>();
-  const targetUrl = (url: string): URL => {
-    let parsed = targetUrls.get(url);
-    if (!parsed) targetUrls.set(url, (parsed = new URL(url)));
-    return parsed;
-  };
   // One library server per site URL, its target and pool fixed at creation. The
   // library copies its options and then each call's options into a new object
   // per request, the second copy on V8's slow generic path: with the target,
@@ -159,21 +147,27 @@ export function createProxyEngine(opts: ProxyEngineOptions): ProxyEngine {
   const siteProxy = (url: string, agent: Agent): { readonly agent: Agent; readonly proxy: ProxyServer } => {
     let entry = siteProxies.get(url);
     if (!entry) {
-      const p = createProxyServer({ ...FIXED, target: targetUrl(url), agent, toProxy: true });
+      const p = createProxyServer({
+        // X-Forwarded-* are ours (xfwd off): the library would append to what the client sent.
+        xfwd: false, changeOrigin: false, selfHandleResponse: true,
+        // Parsed once per site URL: the library would parse a string target on every request.
+        target: new URL(url),
+        agent,
+        // Forward the request target exactly as received: route matching saw it
+        // that way (the library would otherwise re-parse and normalise it).
+        toProxy: true,
+      });
       p.on('error', onClientSocketError);
       siteProxies.set(url, (entry = { agent, proxy: p }));
     }
     return entry;
   };
-
-  const requestOptions = (target: UpstreamTarget, agent: Agent): ServerOptions => ({
-    target: targetUrl(target.url),
-    agent,
-    // Forward the request target exactly as received: route matching saw it
-    // that way (the library would otherwise re-parse and normalise it).
-    toProxy: true,
-    ssl: outgoingBase(),
-  });
+  // What a call passes its site's server. `ssl` is the object the library fills
+  // in and hands to http.request: a new one each time. A pool other than the
+  // site's usual one (a fresh connection, or trust changed by a reload) is
+  // given per call.
+  const callOptions = (site: { readonly agent: Agent }, agent: Agent): ServerOptions =>
+    site.agent === agent ? { ssl: outgoingBase() } : { ssl: outgoingBase(), agent };
 
   return {
     web(req, res, target, body, onOutcome) {
@@ -218,10 +212,7 @@ export function createProxyEngine(opts: ProxyEngineOptions): ProxyEngine {
       };
 
       const site = siteProxy(target.url, agent);
-      // `ssl` is the object the library fills in and hands to http.request:
-      // a new one each time. A pool other than the site's usual one (a fresh
-      // connection, or trust changed by a reload) is given per call.
-      const options: ServerOptions = site.agent === agent ? { ssl: outgoingBase() } : { ssl: outgoingBase(), agent };
+      const options = callOptions(site, agent);
       const buffer = outgoingBody(body);
       // The library only ever calls `pipe` on it.
       if (buffer !== undefined) options.buffer = buffer as unknown as Stream;
@@ -265,6 +256,7 @@ export function createProxyEngine(opts: ProxyEngineOptions): ProxyEngine {
 
       req.headers = upgradeHeaders(req, originalHeaders(req), trusted) as IncomingHttpHeaders;
       const agent = agents.agentFor(target.url, opts.clientTls?.(target.url));
+      const site = siteProxy(target.url, agent);
       const onRequest = (r: ClientRequest): void => {
         proxyReq = r;
         conn.watch(r, timers, () => failPending(connectTimeout(target.connectMs)));
@@ -294,7 +286,7 @@ export function createProxyEngine(opts: ProxyEngineOptions): ProxyEngine {
       };
 
       try {
-        captureNextRequest(agent, onRequest, () => proxy.ws(req, socket, head, requestOptions(target, agent), (err) => {
+        captureNextRequest(agent, onRequest, () => site.proxy.ws(req, socket, head, callOptions(site, agent), (err) => {
           if (phase === 'pending') {
             failPending(toUpstreamError(err, conn.phase()));
           } else if (phase === 'upgraded') {
@@ -320,16 +312,15 @@ export function createProxyEngine(opts: ProxyEngineOptions): ProxyEngine {
 
     retainOrigins(siteUrls) {
       // Requests in flight keep their site's server, listener included.
-      targetUrls.clear();
       siteProxies.clear();
       return agents.retainOrigins(siteUrls);
     },
 
     close() {
       agents.close();
-      for (const p of [proxy, ...[...siteProxies.values()].map((site) => site.proxy)]) {
-        p.removeAllListeners();
-        p.on('error', () => { /* closed: late client socket errors are expected */ });
+      for (const { proxy } of siteProxies.values()) {
+        proxy.removeAllListeners();
+        proxy.on('error', () => { /* closed: late client socket errors are expected */ });
       }
       siteProxies.clear();
     },
