@@ -67,7 +67,7 @@ interface Member {
 }
 
 /** A worker that dies this soon after it started is restarted after a pause, not in a tight loop. */
-const CRASH_LOOP_MS = 1000;
+export const CRASH_LOOP_MS = 1000;
 const CRASH_PAUSE_MS = 1000;
 
 export class WorkerPool implements DataPlane {

@@ -16,6 +16,7 @@ import { Load, request, type Outcome } from '../helpers/load.js';
 import { waitFor } from '../helpers/wait.js';
 import { openWs, startWsSite } from '../helpers/websocket.js';
 import { once } from '../helpers/wait.js';
+import { CRASH_LOOP_MS } from '../../src/workers/worker-pool.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const cli = join(root, 'dist', 'cli.js');
@@ -23,7 +24,7 @@ if (!existsSync(cli)) throw new Error(`${cli} is missing: run \`npm run build\` 
 
 const TOKEN = 'workers-token';
 
-interface WorkerInfo { id: number; pid: number; state: string; tableVersion: number }
+interface WorkerInfo { id: number; pid: number; state: string; tableVersion: number; startedAt: string }
 interface Status {
   tableVersion: number;
   routes: Array<{ name: string; active: string | null }>;
@@ -160,6 +161,9 @@ t.test('two workers: versions acknowledged, a drain in force before its 2xx, exa
   // --- A killed worker: replaced at once, an event and a metric; its counts are kept.
   const counted = sumOf(await d.metrics(), 'detour_requests_total');
   const victim = first.workers.workers[0]!;
+  // A worker that dies within CRASH_LOOP_MS of starting is replaced only after
+  // a pause (a crash loop); on a fast machine everything above can take less.
+  await waitFor(() => Date.now() - Date.parse(victim.startedAt) > CRASH_LOOP_MS, { timeoutMs: CRASH_LOOP_MS + 1000, message: 'the victim past its crash-loop window' });
   process.kill(victim.pid, 'SIGKILL');
   await waitFor(async () => {
     const s = await d.status();
