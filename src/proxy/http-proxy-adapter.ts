@@ -156,6 +156,13 @@ export function createProxyEngine(opts: ProxyEngineOptions): ProxyEngine {
         // Forward the request target exactly as received: route matching saw it
         // that way (the library would otherwise re-parse and normalise it).
         toProxy: true,
+        // Declared (empty) so that a call's `ssl`, `buffer` and `agent` only
+        // overwrite properties of the library's per-request copy. Adding
+        // properties there made V8's optimised spread give every request's
+        // copy a new hidden class of its own (a Map and its descriptors, in
+        // the old generation): 2.6 us a copy instead of 0.19 in isolation, and
+        // old-space garbage that a mark-compact had to clear every few seconds.
+        ssl: undefined, buffer: undefined,
       });
       p.on('error', onClientSocketError);
       siteProxies.set(url, (entry = { agent, proxy: p }));
