@@ -27,7 +27,7 @@ import type { LiveEntry } from './live-list.js';
 import type { RetryBudget } from './retry-budget.js';
 import type { RequestMetrics } from './request-metrics.js';
 import { sendLocal, type LocalAnswer } from './local-response.js';
-import { closeAfterAnswer, isReplayable, readRequestBody } from './request-body.js';
+import { closeAfterAnswer, isReplayable, readRequestBody, type ReadBody } from './request-body.js';
 
 /** Live-traffic outcomes for passive health detection. */
 export interface PassiveHealth {
@@ -140,9 +140,20 @@ export class Exchange {
     return this.ctx.logger.isLevelEnabled(level);
   }
 
-  async start(): Promise<void> {
+  /**
+   * Read what of the body must be held, then send. A promise only when body
+   * bytes have to be read first (see readRequestBody); may throw (the
+   * forwarder answers for it either way).
+   */
+  start(): Promise<void> | undefined {
     this.res.on('close', () => this.onClientClosed());
-    const body = await readRequestBody(this.req, this.route.retry.maxBodyBytes, this.route.limits.bodyBytes, () => this.refuseBody());
+    const body = readRequestBody(this.req, this.route.retry.maxBodyBytes, this.route.limits.bodyBytes, () => this.refuseBody());
+    if (body instanceof Promise) return body.then((read) => this.withBody(read));
+    this.withBody(body);
+    return undefined;
+  }
+
+  private withBody(body: ReadBody): void {
     // `recorded`: the streamed body already ran past the limit (413 sent).
     if (this.closed || this.recorded) return;
     if (body.kind === 'too_large') return this.refuseBody();

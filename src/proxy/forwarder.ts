@@ -129,11 +129,17 @@ export class Forwarder {
     const exchange = new Exchange(this.context, req, res, route, decision, startedMs);
     if (note) note.summary = () => exchange.summary();
     exchange.tracked = this.exchanges.add(exchange);
-    exchange.start().catch((err: unknown) => {
-      // Nothing in start() should throw; if it does, the client still gets an answer.
-      this.log.error({ err, route: route.name }, 'proxy: request handling failed');
-      sendLocal(res, { status: 502, message: 'detour: internal error while forwarding' });
-    });
+    try {
+      exchange.start()?.catch((err: unknown) => this.internalError(res, route, err));
+    } catch (err) {
+      this.internalError(res, route, err);
+    }
+  }
+
+  /** Nothing in an exchange should throw; if something does, the client still gets an answer. */
+  private internalError(res: ServerResponse, route: RoutePolicy, err: unknown): void {
+    this.log.error({ err, route: route.name }, 'proxy: request handling failed');
+    sendLocal(res, { status: 502, message: 'detour: internal error while forwarding' });
   }
 
   /**

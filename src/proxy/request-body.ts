@@ -27,16 +27,21 @@ export function isReplayable(body: OutgoingBody): boolean {
  * `maxBytes`: the most held in memory (else streamed); `limitBytes`: the most
  * accepted at all. `onLimitExceeded` is called if a streamed body passes the
  * limit after this resolved; the stream is then cut off.
+ *
+ * The answer comes at once, not as a promise, when no byte has to be read to
+ * know it (no body, or a declared length that settles it): that is most
+ * requests, and a promise, its await and its microtask for each of them was
+ * work the bare proxy does not do.
  */
 export function readRequestBody(
   req: IncomingMessage, maxBytes: number, limitBytes = Number.POSITIVE_INFINITY, onLimitExceeded?: () => void,
-): Promise<ReadBody> {
+): ReadBody | Promise<ReadBody> {
   const length = contentLength(req);
   const chunked = req.headers['transfer-encoding'] !== undefined;
-  if (!chunked && (length === undefined || length === 0)) return Promise.resolve(NO_BODY);
-  if (!chunked && length !== undefined && length > limitBytes) return Promise.resolve({ kind: 'too_large' });
+  if (!chunked && (length === undefined || length === 0)) return NO_BODY;
+  if (!chunked && length !== undefined && length > limitBytes) return { kind: 'too_large' };
   // A declared length above the limit: do not hold anything, stream it all.
-  if (!chunked && length !== undefined && length > maxBytes) return Promise.resolve({ kind: 'stream' });
+  if (!chunked && length !== undefined && length > maxBytes) return { kind: 'stream' };
 
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
