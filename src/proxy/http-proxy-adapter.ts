@@ -137,12 +137,12 @@ export function createProxyEngine(opts: ProxyEngineOptions): ProxyEngine {
   // Errors on the client socket of a WebSocket are emitted on the library's
   // server itself; with no listener of ours it rethrows them and the process dies.
   const onClientSocketError = (err: Error): void => log.debug({ err: describe(err) }, 'proxy: client socket error');
-  // One library server per site URL, its target and pool fixed at creation. The
-  // library copies its options and then each call's options into a new object
-  // per request, the second copy on V8's slow generic path: with the target,
-  // pool and flags in every call's options, a CPU profile under load charged
-  // that function 3.6 us a request (the bare proxy, calling with {}: 0.06 us);
-  // 2.1 us with them here. A call now passes only what must be new each time.
+  // One library server per site URL, its target and pool fixed at creation.
+  // The library copies its options and then each call's options into a new
+  // object per request: with the target, pool and flags in every call's
+  // options, a CPU profile under load charged that copy 3.6 us a request (the
+  // bare proxy, calling with {}: 0.06 us). A call passes only what must be new
+  // each time, and only properties the server's options already have (below).
   const siteProxies = new Map<string, { readonly agent: Agent; readonly proxy: ProxyServer }>();
   const siteProxy = (url: string, agent: Agent): { readonly agent: Agent; readonly proxy: ProxyServer } => {
     let entry = siteProxies.get(url);
@@ -198,7 +198,8 @@ export function createProxyEngine(opts: ProxyEngineOptions): ProxyEngine {
 
       req.headers = requestHeaders(req, originalHeaders(req), body, trusted) as IncomingHttpHeaders;
       const tls = opts.clientTls?.(target.url);
-      const agent = target.freshConnection ? agents.freshAgentFor(target.url, tls) : agents.agentFor(target.url, tls);
+      const pooled = agents.agentFor(target.url, tls);
+      const agent = target.freshConnection ? agents.freshAgentFor(target.url, tls) : pooled;
       const onRequest = (r: ClientRequest): void => {
         proxyReq = r;
         r.on('error', (err) => { proxyReqError = err; });
@@ -218,7 +219,8 @@ export function createProxyEngine(opts: ProxyEngineOptions): ProxyEngine {
         });
       };
 
-      const site = siteProxy(target.url, agent);
+      // Created with the site's usual pool even when this attempt needs a fresh connection.
+      const site = siteProxy(target.url, pooled);
       const options = callOptions(site, agent);
       const buffer = outgoingBody(body);
       // The library only ever calls `pipe` on it.

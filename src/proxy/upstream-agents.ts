@@ -35,7 +35,7 @@ export class UpstreamAgents {
   /** Trust each origin's agents were made with; new trust (a reload rotated a CA) retires them. */
   private readonly trust = new Map<string, string>();
   /** Site URL -> origin, so a request does not parse its site's URL again. */
-  private readonly origins = new Map<string, string>();
+  private origins = new Map<string, string>();
   private readonly limits: Required<AgentLimits>;
 
   constructor(limits: AgentLimits = defaultAgentLimits) {
@@ -78,8 +78,7 @@ export class UpstreamAgents {
       keep.add(origin);
       known.set(url, origin);
     }
-    this.origins.clear();
-    for (const [url, origin] of known) this.origins.set(url, origin);
+    this.origins = known;
     const dropped = new Set<string>();
     for (const map of [this.pooled, this.fresh]) {
       for (const [origin, agent] of map) {
