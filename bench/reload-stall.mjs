@@ -5,13 +5,16 @@
 // (perf_hooks.monitorEventLoopDelay) from the reload call until its first
 // decisions are spread out, and how much of that longest delay was garbage
 // collection (perf_hooks 'gc' entries inside the late timer's interval, timed
-// with a 1 ms interval beside the histogram). Sites point at a closed loopback port, so probes
+// with a 1 ms interval beside the histogram), and how much of it the main thread
+// spent running and how much waiting for a CPU (Linux's /proc/self/task/<pid>/schedstat,
+// read at every tick: nanoseconds on a CPU, nanoseconds runnable but waiting). Sites point at a closed loopback port, so probes
 // fail at once and nothing answers: the stall is the gateway's own work.
 // With --before DIR (another checkout, built), the two builds run in turns, each
 // in a process of its own, so both see the same machine.
 //
 //   npm run build && node bench/reload-stall.mjs [--routes 10000] [--reloads 6] [--rounds 3] [--before ../other]
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -32,12 +35,14 @@ if (values.dist === undefined) {
   const builds = [['this', here], ...(values.before ? [['before', resolve(values.before)]] : [])];
   const stalls = new Map(builds.map(([name]) => [name, []]));
   const gcShares = new Map(builds.map(([name]) => [name, []]));
+  const gapParts = new Map(builds.map(([name]) => [name, []]));
   for (let round = 0; round < Number(values.rounds); round++) {
     for (const [name, dir] of builds) {
       const out = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--dist', join(dir, 'dist'), '--routes', values.routes, '--reloads', values.reloads], { encoding: 'utf8' });
       const { stalls: xs, gaps } = JSON.parse(out);
       stalls.get(name).push(...xs);
       gcShares.get(name).push(...gaps.map((g) => g.gcMs));
+      gapParts.get(name).push(...gaps);
     }
   }
   const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
@@ -45,6 +50,11 @@ if (values.dist === undefined) {
     const gc = gcShares.get(name);
     console.log(`${name.padEnd(7)} ${values.routes} routes: reload stall median ${median(xs).toFixed(0)} ms, min ${Math.min(...xs).toFixed(0)}, max ${Math.max(...xs).toFixed(0)} (${xs.length} reloads); `
       + `garbage collection inside each reload's longest gap: median ${median(gc).toFixed(1)} ms, max ${Math.max(...gc).toFixed(1)}, none in ${gc.filter((x) => x === 0).length} of ${gc.length}`);
+    const parts = gapParts.get(name).filter((g) => g.runMs !== undefined);
+    if (parts.length > 0) {
+      const range = (key) => `median ${median(parts.map((g) => g[key])).toFixed(1)} ms, max ${Math.max(...parts.map((g) => g[key])).toFixed(1)}`;
+      console.log(`${' '.repeat(8)}longest gap: ${range('gapMs')}; the main thread on a CPU in it ${range('runMs')}, runnable but waiting for a CPU ${range('waitMs')}`);
+    }
   }
 } else {
   const { loadPolicyFile } = await import(join(values.dist, 'config/load-policy.js'));
@@ -62,6 +72,11 @@ if (values.dist === undefined) {
   const dir = await mkdtemp(join(tmpdir(), 'detour-reload-stall-'));
   const file = join(dir, 'policy.yaml');
   const pause = (ms) => new Promise((r) => setTimeout(r, ms));
+  // The main thread's [ns on a CPU, ns runnable and waiting], or undefined off Linux.
+  const schedFile = `/proc/self/task/${process.pid}/schedstat`;
+  const schedstat = () => {
+    try { return readFileSync(schedFile, 'utf8').split(' ', 2).map(Number); } catch { return undefined; }
+  };
   let gateway;
   const stalls = [];
   const gaps = [];
@@ -80,11 +95,16 @@ if (values.dist === undefined) {
       delay.enable();
       // The longest interval between two ticks of a 1 ms timer, and when it was.
       let last = performance.now();
-      let longest = { from: last, to: last };
+      let lastSched = schedstat();
+      let longest = { from: last, to: last, sched: undefined };
       const ticks = setInterval(() => {
         const now = performance.now();
-        if (now - last > longest.to - longest.from) longest = { from: last, to: now };
+        const sched = schedstat();
+        if (now - last > longest.to - longest.from) {
+          longest = { from: last, to: now, sched: sched && lastSched ? { runMs: (sched[0] - lastSched[0]) / 1e6, waitMs: (sched[1] - lastSched[1]) / 1e6 } : undefined };
+        }
         last = now;
+        lastSched = sched;
       }, 1);
       collections.length = 0;
       const result = await gateway.reload();
@@ -96,7 +116,7 @@ if (values.dist === undefined) {
       // Entries are delivered after the fact: wait a turn for the last ones.
       await pause(10);
       const gcMs = collections.filter((c) => c.start >= longest.from && c.start < longest.to).reduce((sum, c) => sum + c.duration, 0);
-      gaps.push({ gapMs: longest.to - longest.from, gcMs });
+      gaps.push({ gapMs: longest.to - longest.from, gcMs, ...longest.sched });
     }
   } finally {
     await gateway?.close();
