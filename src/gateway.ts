@@ -310,7 +310,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   };
 
   const loadPolicy = opts.loadPolicy ?? (async (file: string) => {
-    const load = await loadPolicyFileOffThread(file);
+    const load = await loadPolicyFileOffThread(file, process.env, { running: policy });
     if (load.workerError !== undefined) logger.warn({ err: load.workerError }, 'policy parsed on the main thread: the worker thread failed');
     return load.result;
   });

@@ -1,7 +1,7 @@
 // Reload parsing on a worker thread: the same answer as parsing here, frozen
 // like a parsed policy, and parsed here after all when the worker fails.
 import t from 'tap';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadPolicyFile } from '../../src/config/load-policy.js';
 import { closePolicyWorker, ITEMS_PER_PART, loadPolicyFileOffThread, shareEqualSettings, warmPolicyWorker } from '../../src/config/load-off-thread.js';
@@ -127,6 +127,40 @@ t.test('a large policy comes in parts: the same policy, in order, its keys in or
   // The next reload on the same worker still answers whole.
   const again = await loadPolicyFileOffThread(file, {}, { minBytes: 0 });
   t.same(again.result, here);
+});
+
+t.test('a reload keeps the running policy\'s objects for the routes and sites it did not change', async (t) => {
+  t.teardown(closePolicyWorker);
+  const text = (changedPort: number) => {
+    const lines = ['sites:'];
+    for (let i = 0; i < ITEMS_PER_PART + 3; i++) lines.push(`  s${i}: { url: "http://127.0.0.1:${i === 1 ? changedPort : 1000 + i}", building: b${i % 5} }`);
+    lines.push('routes:');
+    for (let i = 0; i < 2 * ITEMS_PER_PART + 5; i++) lines.push(`  - { name: r${i}, match: { host: r${i}.example }, sites: [s${i === 7 ? 2 : 0}], priority: ${i === 3 ? 9 : 1} }`);
+    return `${lines.join('\n')}\n`;
+  };
+  const dir = t.testdir({ 'a.yaml': text(1001) });
+  const file = join(dir, 'a.yaml');
+  const first = await loadPolicyFileOffThread(file, {}, { minBytes: 0 });
+  if (!first.result.ok) throw new Error('expected a policy');
+  const running = first.result.policy;
+  // The same routes with r3 and r7 changed, site s1 moved, and one route more.
+  writeFileSync(file, text(2001).replace('priority: 9', 'priority: 4').replace('sites: [s2]', 'sites: [s1]') + '  - { name: extra, sites: [s0] }\n');
+  const next = await loadPolicyFileOffThread(file, {}, { minBytes: 0, running });
+  const here = await loadPolicyFile(file, {});
+  if (!next.result.ok || !here.ok) throw new Error('expected a policy');
+  const policy = next.result.policy;
+  t.strictSame(policy, here.policy, 'the same values as a parse from scratch');
+  t.equal(policy.routes[0], running.routes[0], 'an unchanged route is the running object');
+  t.equal(policy.routes[2 * ITEMS_PER_PART], running.routes[2 * ITEMS_PER_PART], 'in a later part too');
+  t.equal(policy.sites[0], running.sites[0], 'an unchanged site is the running object');
+  t.not(policy.sites[1], running.sites[1], 'a changed site is the parsed one');
+  t.equal(policy.sites[1]!.url, 'http://127.0.0.1:2001');
+  t.not(policy.routes[3], running.routes[3], 'a changed route is the parsed one');
+  t.equal(policy.routes[3]!.priority, 4);
+  t.same(policy.routes[7]!.sites, ['s1']);
+  t.equal(policy.routes.at(-1)!.name, 'extra', 'a new route is there');
+  t.not(policy.routes, running.routes, 'the lists themselves are new');
+  t.ok(Object.isFrozen(policy.routes[3]) && Object.isFrozen(policy.sites[1]!.health), 'the parsed objects frozen');
 });
 
 t.test('shareEqualSettings: one object for equal settings, never for settings that only look alike', async (t) => {
