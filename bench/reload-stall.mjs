@@ -34,23 +34,21 @@ if (values.dist === undefined) {
   // The driver: each build in a child process of its own, in turns.
   const builds = [['this', here], ...(values.before ? [['before', resolve(values.before)]] : [])];
   const stalls = new Map(builds.map(([name]) => [name, []]));
-  const gcShares = new Map(builds.map(([name]) => [name, []]));
-  const gapParts = new Map(builds.map(([name]) => [name, []]));
+  const longestGaps = new Map(builds.map(([name]) => [name, []]));
   for (let round = 0; round < Number(values.rounds); round++) {
     for (const [name, dir] of builds) {
       const out = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--dist', join(dir, 'dist'), '--routes', values.routes, '--reloads', values.reloads], { encoding: 'utf8' });
       const { stalls: xs, gaps } = JSON.parse(out);
       stalls.get(name).push(...xs);
-      gcShares.get(name).push(...gaps.map((g) => g.gcMs));
-      gapParts.get(name).push(...gaps);
+      longestGaps.get(name).push(...gaps);
     }
   }
   const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
   for (const [name, xs] of stalls) {
-    const gc = gcShares.get(name);
+    const gc = longestGaps.get(name).map((g) => g.gcMs);
     console.log(`${name.padEnd(7)} ${values.routes} routes: reload stall median ${median(xs).toFixed(0)} ms, min ${Math.min(...xs).toFixed(0)}, max ${Math.max(...xs).toFixed(0)} (${xs.length} reloads); `
       + `garbage collection inside each reload's longest gap: median ${median(gc).toFixed(1)} ms, max ${Math.max(...gc).toFixed(1)}, none in ${gc.filter((x) => x === 0).length} of ${gc.length}`);
-    const parts = gapParts.get(name).filter((g) => g.runMs !== undefined);
+    const parts = longestGaps.get(name).filter((g) => g.runMs !== undefined);
     if (parts.length > 0) {
       const range = (key) => `median ${median(parts.map((g) => g[key])).toFixed(1)} ms, max ${Math.max(...parts.map((g) => g[key])).toFixed(1)}`;
       console.log(`${' '.repeat(8)}longest gap: ${range('gapMs')}; the main thread on a CPU in it ${range('runMs')}, runnable but waiting for a CPU ${range('waitMs')}`);

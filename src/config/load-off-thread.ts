@@ -14,7 +14,7 @@ import { stat } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { loadPolicyFile } from './load-policy.js';
-import { indexPolicy, samePart, type ParseResult, type Policy } from './policy.js';
+import { indexPolicy, samePart, type ParseResult, type Policy, type PolicyIndex } from './policy.js';
 import { PART_KEYS, type Ack, type Job, type PartKey, type PartMessage, type ResultMessage, type WorkerInput } from './policy-worker.js';
 
 export { ITEMS_PER_PART, shareEqualSettings } from './policy-worker.js';
@@ -55,7 +55,7 @@ export async function loadPolicyFileOffThread(file: string, env: Env = process.e
   const worker = opts.entry === undefined ? sharedWorker() : new PolicyWorker(opts.entry);
   let result: ParseResult;
   try {
-    result = await worker.parse(file, { ...env }, false, opts.running === undefined ? undefined : runningParts(opts.running));
+    result = await worker.parse(file, { ...env }, false, opts.running === undefined ? undefined : indexPolicy(opts.running));
   } catch (err) {
     return { result: await loadPolicyFile(file, env), offThread: false, workerError: err instanceof Error ? err.message : String(err) };
   } finally {
@@ -65,13 +65,8 @@ export async function loadPolicyFileOffThread(file: string, env: Env = process.e
   return { result, offThread: true };
 }
 
-/** The running policy's routes and sites by name (its index's maps). */
-type RunningParts = Readonly<Record<PartKey, ReadonlyMap<string, unknown>>>;
-
-function runningParts(policy: Policy): RunningParts {
-  const index = indexPolicy(policy);
-  return { routes: index.routes, sites: index.sites };
-}
+/** The running policy's routes and sites by name: its index's maps, one per part key. */
+type RunningParts = Pick<PolicyIndex, PartKey>;
 
 /** The running object when the parsed item equals it, else the item, frozen. */
 function keptOrFrozen(running: ReadonlyMap<string, unknown> | undefined, item: unknown): unknown {
