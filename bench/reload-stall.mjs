@@ -9,6 +9,8 @@
 // spent running and how much waiting for a CPU (Linux's /proc/self/task/<pid>/schedstat,
 // read at every tick: nanoseconds on a CPU, nanoseconds runnable but waiting). Sites point at a closed loopback port, so probes
 // fail at once and nothing answers: the stall is the gateway's own work.
+// After each reload the same is measured for as long again with nothing happening
+// (no reload, the same process, probes and timers): the floor the machine sets.
 // With --before DIR (another checkout, built), the two builds run in turns, each
 // in a process of its own, so both see the same machine.
 //
@@ -33,25 +35,31 @@ const here = fileURLToPath(new URL('..', import.meta.url));
 if (values.dist === undefined) {
   // The driver: each build in a child process of its own, in turns.
   const builds = [['this', here], ...(values.before ? [['before', resolve(values.before)]] : [])];
-  const stalls = new Map(builds.map(([name]) => [name, []]));
-  const longestGaps = new Map(builds.map(([name]) => [name, []]));
+  // Per build, per kind of window (a reload, then as long again with nothing happening): stalls and longest gaps.
+  const runs = new Map(builds.map(([name]) => [name, { reload: { stalls: [], gaps: [] }, idle: { stalls: [], gaps: [] } }]));
   for (let round = 0; round < Number(values.rounds); round++) {
     for (const [name, dir] of builds) {
       const out = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--dist', join(dir, 'dist'), '--routes', values.routes, '--reloads', values.reloads], { encoding: 'utf8' });
-      const { stalls: xs, gaps } = JSON.parse(out);
-      stalls.get(name).push(...xs);
-      longestGaps.get(name).push(...gaps);
+      const { stalls, gaps, idleStalls, idleGaps } = JSON.parse(out);
+      const run = runs.get(name);
+      run.reload.stalls.push(...stalls);
+      run.reload.gaps.push(...gaps);
+      run.idle.stalls.push(...idleStalls);
+      run.idle.gaps.push(...idleGaps);
     }
   }
   const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
-  for (const [name, xs] of stalls) {
-    const gc = longestGaps.get(name).map((g) => g.gcMs);
-    console.log(`${name.padEnd(7)} ${values.routes} routes: reload stall median ${median(xs).toFixed(0)} ms, min ${Math.min(...xs).toFixed(0)}, max ${Math.max(...xs).toFixed(0)} (${xs.length} reloads); `
-      + `garbage collection inside each reload's longest gap: median ${median(gc).toFixed(1)} ms, max ${Math.max(...gc).toFixed(1)}, none in ${gc.filter((x) => x === 0).length} of ${gc.length}`);
-    const parts = longestGaps.get(name).filter((g) => g.runMs !== undefined);
-    if (parts.length > 0) {
-      const range = (key) => `median ${median(parts.map((g) => g[key])).toFixed(1)} ms, max ${Math.max(...parts.map((g) => g[key])).toFixed(1)}`;
-      console.log(`${' '.repeat(8)}longest gap: ${range('gapMs')}; the main thread on a CPU in it ${range('runMs')}, runnable but waiting for a CPU ${range('waitMs')}`);
+  for (const [name, run] of runs) {
+    for (const [kind, { stalls: xs, gaps }] of Object.entries(run)) {
+      const what = kind === 'reload' ? 'reload stall' : 'idle, as long';
+      const gc = gaps.map((g) => g.gcMs);
+      console.log(`${(kind === 'reload' ? name : '').padEnd(7)} ${values.routes} routes, ${what}: median ${median(xs).toFixed(0)} ms, min ${Math.min(...xs).toFixed(0)}, max ${Math.max(...xs).toFixed(0)} (${xs.length} windows); `
+        + `garbage collection inside each window's longest gap: median ${median(gc).toFixed(1)} ms, max ${Math.max(...gc).toFixed(1)}, none in ${gc.filter((x) => x === 0).length} of ${gc.length}`);
+      const parts = gaps.filter((g) => g.runMs !== undefined);
+      if (parts.length > 0) {
+        const range = (key) => `median ${median(parts.map((g) => g[key])).toFixed(1)} ms, max ${Math.max(...parts.map((g) => g[key])).toFixed(1)}`;
+        console.log(`${' '.repeat(8)}longest gap: ${range('gapMs')}; the main thread on a CPU in it ${range('runMs')}, runnable but waiting for a CPU ${range('waitMs')}`);
+      }
     }
   }
 } else {
@@ -78,6 +86,8 @@ if (values.dist === undefined) {
   let gateway;
   const stalls = [];
   const gaps = [];
+  const idleStalls = [];
+  const idleGaps = [];
   const collections = [];
   const gcObserver = new PerformanceObserver((list) => { for (const e of list.getEntries()) collections.push({ start: e.startTime, duration: e.duration }); });
   gcObserver.observe({ entryTypes: ['gc'] });
@@ -86,13 +96,13 @@ if (values.dist === undefined) {
     const loaded = await loadPolicyFile(file, {});
     if (!loaded.ok) throw new Error(JSON.stringify(loaded.errors.slice(0, 3)));
     gateway = await startGateway({ policy: loaded.policy });
-    for (let r = 1; r <= Number(values.reloads); r++) {
-      await writeFile(file, text(r));
-      await pause(300);
+    // The longest event-loop delay while `during` runs and `after` ms past it, and the longest
+    // interval between two ticks of a 1 ms timer, split into collection, running and waiting.
+    const measure = async (during, after) => {
       const delay = monitorEventLoopDelay({ resolution: 1 });
       delay.enable();
-      // The longest interval between two ticks of a 1 ms timer, and when it was.
-      let last = performance.now();
+      const started = performance.now();
+      let last = started;
       let lastSched = schedstat();
       let longest = { from: last, to: last, sched: undefined };
       const ticks = setInterval(() => {
@@ -105,21 +115,35 @@ if (values.dist === undefined) {
         lastSched = sched;
       }, 1);
       collections.length = 0;
-      const result = await gateway.reload();
-      if (!result.ok) throw new Error(`reload failed: ${JSON.stringify(result.errors.slice(0, 3))}`);
-      await pause(400);
+      await during();
+      await pause(after);
       clearInterval(ticks);
       delay.disable();
-      stalls.push(delay.max / 1e6);
+      const windowMs = performance.now() - started;
       // Entries are delivered after the fact: wait a turn for the last ones.
       await pause(10);
       const gcMs = collections.filter((c) => c.start >= longest.from && c.start < longest.to).reduce((sum, c) => sum + c.duration, 0);
-      gaps.push({ gapMs: longest.to - longest.from, gcMs, ...longest.sched });
+      return { stall: delay.max / 1e6, gap: { gapMs: longest.to - longest.from, gcMs, ...longest.sched }, windowMs };
+    };
+    for (let r = 1; r <= Number(values.reloads); r++) {
+      await writeFile(file, text(r));
+      await pause(300);
+      const reloaded = await measure(async () => {
+        const result = await gateway.reload();
+        if (!result.ok) throw new Error(`reload failed: ${JSON.stringify(result.errors.slice(0, 3))}`);
+      }, 400);
+      stalls.push(reloaded.stall);
+      gaps.push(reloaded.gap);
+      // As long again with nothing happening: what this process, its probes and the machine cost anyway.
+      await pause(300);
+      const quiet = await measure(() => pause(reloaded.windowMs - 400), 400);
+      idleStalls.push(quiet.stall);
+      idleGaps.push(quiet.gap);
     }
   } finally {
     await gateway?.close();
     await rm(dir, { recursive: true, force: true });
   }
   gcObserver.disconnect();
-  console.log(JSON.stringify({ stalls, gaps }));
+  console.log(JSON.stringify({ stalls, gaps, idleStalls, idleGaps }));
 }
