@@ -325,10 +325,7 @@ type Draft = Omit<RouteDecision, 'sinceMs' | 'transition'> & { readonly changeRe
  * A failed probe or an operator's drain may still take it out.
  */
 function decideRoute(route: RoutePolicy, ctx: Context): Draft {
-  // Every site eligible (the usual case): the policy's own frozen list, not a copy per route.
-  const eligible = route.sites.every((s) => isEligible(s, ctx)) && Object.isFrozen(route.sites)
-    ? route.sites
-    : route.sites.filter((s) => isEligible(s, ctx));
+  const eligible = eligibleSites(route, ctx);
   // Among such sites, stay where the route already is (the site that failed
   // first, and longest ago, is the least likely to serve).
   const candidates = eligible.length === 0
@@ -343,6 +340,26 @@ function decideRoute(route: RoutePolicy, ctx: Context): Draft {
     ...draft, passiveIgnored: lastResort,
     reason: `passive evidence ignored: it would leave ${route.name} with no site; serving from ${describeSite(lastResort, ctx)}`,
   };
+}
+
+/**
+ * The route's eligible sites, without a new array per route where one will do:
+ * every site eligible (the usual case) is the policy's own frozen list; the
+ * same list as the route's previous decision is that decision's array; any
+ * other list is one frozen array per decision for every route with the same
+ * sites. A site down under 2,000 routes makes a few hundred arrays instead of
+ * 2,000, and those outlive the decision: about a quarter of what the
+ * collector had to copy out of the young generation for each flap.
+ */
+function eligibleSites(route: RoutePolicy, ctx: Context): readonly string[] {
+  const sites = route.sites;
+  let kept = 0;
+  for (const s of sites) if (isEligible(s, ctx)) kept++;
+  if (kept === sites.length && Object.isFrozen(sites)) return sites;
+  const list = kept === sites.length ? [...sites] : sites.filter((s) => isEligible(s, ctx));
+  const prev = ctx.inputs.prev?.byName.get(route.name)?.eligible;
+  if (prev !== undefined && prev.length === list.length && prev.every((s, i) => s === list[i])) return prev;
+  return alike(ctx, `eligible\u0000${list.join('\u0000')}`, () => list);
 }
 
 function decideRouteAmong(route: RoutePolicy, eligible: readonly string[], ctx: Context): Draft {
@@ -529,7 +546,7 @@ function onSite(
   };
 }
 
-type Alike = string | Transition | readonly WeightedSite[];
+type Alike = string | Transition | readonly WeightedSite[] | readonly string[];
 
 /** The value for `key` made once in this decision (see Context.alike). */
 function alike<T extends Alike>(ctx: Context, key: string, make: () => T): T {
