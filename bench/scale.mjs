@@ -135,7 +135,7 @@ async function scenario(routes) {
     await peer.ask({ cmd: 'client', proxyUrl: gateway.proxyUrl });
 
     // Settle: everything start built is still in the young generation, and the first collections
-    // after start copy it out (one to three of 10-20 ms at 2,000 routes, whatever runs then). Wait
+    // after start copy it out (one to three of 8 to 21 ms at 2,000 routes, whatever runs then). Wait
     // for them under the same client, so the flaps below measure the flap, and say what they cost.
     await peer.ask({ cmd: 'reset' });
     delay.reset();
