@@ -353,10 +353,16 @@ function decideRoute(route: RoutePolicy, ctx: Context): Draft {
  */
 function eligibleSites(route: RoutePolicy, ctx: Context): readonly string[] {
   const sites = route.sites;
-  let kept = 0;
-  for (const s of sites) if (isEligible(s, ctx)) kept++;
-  if (kept === sites.length && Object.isFrozen(sites)) return sites;
-  const list = kept === sites.length ? [...sites] : sites.filter((s) => isEligible(s, ctx));
+  // One pass; a list of its own only from the first site that is not eligible.
+  let list: string[] | undefined;
+  for (let i = 0; i < sites.length; i++) {
+    if (isEligible(sites[i]!, ctx)) list?.push(sites[i]!);
+    else list ??= sites.slice(0, i);
+  }
+  if (list === undefined) {
+    if (Object.isFrozen(sites)) return sites;
+    list = [...sites];
+  }
   const prev = ctx.inputs.prev?.byName.get(route.name)?.eligible;
   if (prev !== undefined && prev.length === list.length && prev.every((s, i) => s === list[i])) return prev;
   return alike(ctx, `eligible\u0000${list.join('\u0000')}`, () => list);
