@@ -57,6 +57,14 @@ export interface ControlPlaneDeps {
 
 const noIntegrity: IntegritySource = { verdicts: () => new Map() };
 
+/**
+ * The table before the first decision of a start: no route decided yet, and
+ * never read as such (every reader decides first while it is the table in place).
+ */
+function undecidedTable(policy: Policy, nowMs: number): RouteTable {
+  return Object.freeze({ version: 0, computedAtMs: nowMs, policy, routes: Object.freeze([]), byName: new Map(), nextWakeMs: null, epoch: 0 });
+}
+
 export class ControlPlane {
   #policy: Policy;
   #table: RouteTable;
@@ -109,9 +117,17 @@ export class ControlPlane {
     const now = this.#now();
     for (const site of this.#policy.sites) this.#own.set(site.name, initialHealth(now));
     this.#health = this.#combineHealth();
-    const first = decideRoutes(this.#decisionInputs(undefined, false));
-    // A lone gateway starts under a fresh local epoch; a replica with Redis under none until it reads or takes one.
-    this.#table = withEpoch(first, this.#leadership.isLeader() ? this.#leadership.publish(first.routes, true) : 0);
+    if (this.#starting) {
+      // Decided when the first probe round ends (started()) or when first read:
+      // deciding every route here, on sites not probed yet, was 60 ms of a
+      // 10,000-route start, and the round's verdicts decided them all again.
+      this.#table = undecidedTable(this.#policy, this.#now());
+      this.#dirty = true;
+    } else {
+      const first = decideRoutes(this.#decisionInputs(undefined, false));
+      // A lone gateway starts under a fresh local epoch; a replica with Redis under none until it reads or takes one.
+      this.#table = withEpoch(first, this.#leadership.isLeader() ? this.#leadership.publish(first.routes, true) : 0);
+    }
     this.#scheduleWake();
     this.#leadership.onPublished(() => this.#recompute());
     this.#leadership.onLeaderChange((change) => {
@@ -162,7 +178,9 @@ export class ControlPlane {
    * their next site from it and skip the sites they tried.
    */
   get servingTable(): RouteTable {
-    if (this.#job === undefined) this.#advance(SLICE_MS);
+    // Never the undecided table of a start (no routes): that decision is made whole.
+    if (this.#table.routes.length === 0 && this.#dirty) this.#flush();
+    else if (this.#job === undefined) this.#advance(SLICE_MS);
     return this.#table;
   }
 

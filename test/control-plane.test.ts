@@ -221,6 +221,27 @@ t.test('the first probe round settles routes without counting failovers', async 
   t.ok(cp.events().some((e) => e.type === 'routeUnavailable'), 'after start, changes count');
 });
 
+t.test('a start decides once, when its first probe round ends, and every reader before then gets a decided table', async (t) => {
+  const policy = testPolicy({ sites, routes: [{ name: 'ceir', sites: ['cyber1', 'serpong'] }, { name: 'dukcapil', sites: ['serpong'] }] });
+  const starting = () => new ControlPlane({ policy, logger: silentLogger(), metrics: createMetrics(new Registry()), store: new MemoryStore({ replicaId: 'r1' }), starting: true });
+  const quiet = starting();
+  t.teardown(() => quiet.close());
+  quiet.probeResult('cyber1', true, 'status 200');
+  quiet.probeResult('serpong', true, 'status 200');
+  quiet.started();
+  // Deciding at construction, on sites nobody had probed, made the start's table the second.
+  t.equal(quiet.table.version, 1, 'the round\'s verdicts are the first decision');
+  t.equal(quiet.table.byName.get('ceir')!.active, 'cyber1');
+  t.ok(quiet.table.epoch! > 0, 'a lone gateway routes under a fresh epoch');
+
+  const read = starting();
+  t.teardown(() => read.close());
+  t.same(read.servingTable.routes.map((r) => [r.name, r.active]), [['ceir', 'cyber1'], ['dukcapil', 'serpong']], 'the request path, before any verdict');
+  t.equal(read.status().routes.length, 2, '/status, before any verdict');
+  read.probeResult('cyber1', false, 'connect ECONNREFUSED');
+  t.equal(read.servingTable.byName.get('ceir')!.active, 'serpong', 'a verdict during the round, read on the request path');
+});
+
 t.test('a reload withdraws this replica\'s verdicts on removed and moved sites from the shared store', async (t) => {
   const store = new ScriptedStore();
   const policy = testPolicy({ sites, routes: [{ name: 'ceir', sites: ['cyber1', 'serpong'] }] });
