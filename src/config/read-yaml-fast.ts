@@ -17,8 +17,8 @@
 //   - a key that is not a plain name (null, empty, a list or a map: js-yaml
 //     turns them into "null", "a,b" or "[object Object]"), or an integer-like key
 //     (plain objects put those first, and site order matters);
-//   - one list or map reached twice (an alias: the positioned reading checks it
-//     for cycles) ;
+//   - an anchor (`&`, with the characters below): only aliases could reach one
+//     list or map twice, and the positioned reading checks them for cycles;
 //   - a `${VAR}` that fails or is unset where that is an error.
 // A property test (test/config/read-yaml-fast.test.ts) and, under `npm test`,
 // DETOUR_YAML_CROSSCHECK=1 (every parse in every test reads both ways and
@@ -128,34 +128,41 @@ export function readYamlFast(text: string, options: FastReadOptions): { readonly
   } catch {
     return undefined;
   }
-  const seen = new Set<object>();
+  // No anchors (LENIENT sends every `&` to the positioned reading), so no
+  // aliases: each list and map is reached once, and is changed where it lies.
+  // (A copy of the tree, and a set of every node to find aliases, were a tenth
+  // of a 10,000-route policy's fast reading, and more garbage to collect.)
   // One path, pushed and popped: only isOptionalWhenUnset looks at it.
   const path: PathSegment[] = [];
   // Keys and strings hold a protected `${` only when the text had one.
-  const restore = protectedText.includes(OPEN) || protectedText.includes(CLOSE) ? restoreReferences : (s: string) => s;
+  const restore = protectedText.includes(OPEN) || protectedText.includes(CLOSE) ? restoreReferences : undefined;
   const walk = (node: unknown): unknown => {
-    if (typeof node === 'string') return readScalar(restore(node), path, options);
+    if (typeof node === 'string') return readScalar(restore === undefined ? node : restore(node), path, options);
     if (typeof node !== 'object' || node === null) return node;
-    if (seen.has(node)) throw new Unusual();
-    seen.add(node);
     if (Array.isArray(node)) {
-      const out = new Array<unknown>(node.length);
       for (let index = 0; index < node.length; index++) {
         path.push(index);
         const child = walk(node[index]);
         path.pop();
-        out[index] = child === OMIT ? null : child;
+        node[index] = child === OMIT ? null : child;
       }
-      return out;
+      return node;
     }
-    const out: Record<string, unknown> = {};
-    for (const rawKey of Object.keys(node)) {
+    const map = node as Record<string, unknown>;
+    const keys = Object.keys(map);
+    // Keys change only when the text had a `${` to protect: then a new map, in the same order.
+    const out: Record<string, unknown> = restore === undefined ? map : {};
+    for (const rawKey of keys) {
       if (rawKey === 'null' || rawKey === '' || rawKey.includes(',') || rawKey.includes('[object ') || INTEGER_LIKE.test(rawKey)) throw new Unusual();
-      const name = restore(rawKey);
+      const name = restore === undefined ? rawKey : restore(rawKey);
       path.push(name);
-      const child = walk((node as Record<string, unknown>)[rawKey]);
+      const child = walk(map[rawKey]);
       path.pop();
-      if (child === OMIT) continue;
+      if (child === OMIT) {
+        if (out === map) delete map[rawKey];
+        continue;
+      }
+      if (out === map && child === map[rawKey]) continue;
       // defineProperty, not assignment, for __proto__: it must stay a plain key.
       if (name === '__proto__') Object.defineProperty(out, name, { value: child, enumerable: true, writable: true, configurable: true });
       else out[name] = child;
@@ -171,6 +178,8 @@ export function readYamlFast(text: string, options: FastReadOptions): { readonly
 }
 
 function readScalar(value: string, path: readonly PathSegment[], options: FastReadOptions): unknown {
+  // Most scalars name something and hold no `$`: nothing to substitute, nothing to allocate.
+  if (!value.includes('$')) return value;
   const result = interpolateEnv(value, options.env);
   if (!result.ok) throw new Unusual();
   if (result.unset.length > 0) {
