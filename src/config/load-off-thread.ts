@@ -14,6 +14,7 @@ import { stat } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { loadPolicyFile } from './load-policy.js';
+import { deepFreeze } from '../model/deep-freeze.js';
 import { indexPolicy, samePart, type ParseResult, type Policy, type PolicyIndex } from './policy.js';
 import { PART_KEYS, type Ack, type Job, type PartKey, type PartMessage, type ResultMessage, type WorkerInput } from './policy-worker.js';
 
@@ -73,14 +74,6 @@ function keptOrFrozen(running: ReadonlyMap<string, unknown> | undefined, item: u
   const name = (item as { readonly name?: unknown }).name;
   const old = running !== undefined && typeof name === 'string' ? running.get(name) : undefined;
   return old !== undefined && samePart(old, item) ? old : deepFreeze(item);
-}
-
-function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
-    for (const v of Object.values(value)) deepFreeze(v);
-    Object.freeze(value);
-  }
-  return value;
 }
 
 /**

@@ -16,6 +16,7 @@
 // `transition` is worked out against this replica's previous table, so events
 // and failover counts follow what this replica actually did.
 import { indexPolicy, type PolicyIndex } from '../config/policy.js';
+import { deepFreeze } from '../model/deep-freeze.js';
 import type { RouteDecision, RouteTable, Transition } from '../routing/route-table.js';
 import type { PublishedDecision } from './leadership.js';
 
@@ -158,16 +159,4 @@ function withoutTransition(d: RouteDecision): RouteDecision {
 export function sameWeights(a: RouteDecision, b: RouteDecision): boolean {
   return a.weights.length === b.weights.length
     && a.weights.every((w, i) => w.site === b.weights[i]!.site && w.weight === b.weights[i]!.weight);
-}
-
-function deepFreeze<T>(value: T): T {
-  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
-    if (value instanceof Map) {
-      for (const v of value.values()) deepFreeze(v);
-    } else {
-      for (const v of Object.values(value)) deepFreeze(v);
-    }
-    Object.freeze(value);
-  }
-  return value;
 }
