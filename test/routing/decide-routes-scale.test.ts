@@ -61,12 +61,28 @@ function flapCost(routes: number): number {
   });
 }
 
+/**
+ * The ratio of `measure(LARGE)` to `measure(SMALL)`, measured up to three
+ * times: a test file running beside another on 2 cores once saw 30x where
+ * alone it sees 10 to 17x. Quadratic work is 64x every time, so the best of
+ * three still fails it; each attempt is reported.
+ */
+function bestRatio(measure: (routes: number) => number, limit: number): { readonly ratio: number; readonly tried: string } {
+  const tried: string[] = [];
+  let best = Infinity;
+  for (let attempt = 0; attempt < 3 && best >= limit; attempt++) {
+    const small = measure(SMALL);
+    const large = measure(LARGE);
+    best = Math.min(best, large / small);
+    tried.push(`${(large / small).toFixed(1)}x (${large.toFixed(1)} ms vs ${small.toFixed(1)} ms)`);
+  }
+  return { ratio: best, tried: tried.join(', ') };
+}
+
 t.test('decideRoutes: a flap costs linear time in routes', async (t) => {
   flapCost(SMALL); // warm the JIT, as for status below
-  const small = flapCost(SMALL);
-  const large = flapCost(LARGE);
-  const ratio = large / small;
-  t.ok(ratio < MAX_RATIO, `${LARGE} routes cost ${ratio.toFixed(1)}x ${SMALL} routes (${large.toFixed(1)} ms vs ${small.toFixed(1)} ms)`);
+  const { ratio, tried } = bestRatio(flapCost, MAX_RATIO);
+  t.ok(ratio < MAX_RATIO, `${LARGE} routes cost ${ratio.toFixed(1)}x ${SMALL} routes at best: ${tried}`);
 });
 
 t.test('ControlPlane.status: linear time in routes', async (t) => {
@@ -81,8 +97,7 @@ t.test('ControlPlane.status: linear time in routes', async (t) => {
     smallCp.status();
     largeCp.status();
   }
-  const small = bestOf(7, () => smallCp.status());
-  const large = bestOf(7, () => largeCp.status());
-  const ratio = large / small;
-  t.ok(ratio < MAX_STATUS_RATIO, `${LARGE} routes cost ${ratio.toFixed(1)}x ${SMALL} routes (${large.toFixed(1)} ms vs ${small.toFixed(1)} ms)`);
+  const cps = new Map([[SMALL, smallCp], [LARGE, largeCp]]);
+  const { ratio, tried } = bestRatio((routes) => bestOf(7, () => cps.get(routes)!.status()), MAX_STATUS_RATIO);
+  t.ok(ratio < MAX_STATUS_RATIO, `${LARGE} routes cost ${ratio.toFixed(1)}x ${SMALL} routes at best: ${tried}`);
 });
