@@ -22,7 +22,8 @@
 // expire in Redis (it counts from when it SENT the renewal), so two replicas
 // never both believe they lead for longer than the clock drift of one lease.
 import { randomBytes } from 'node:crypto';
-import { Redis, type RedisOptions } from 'ioredis';
+import type { Redis, RedisOptions } from 'ioredis';
+import { redisClass } from './redis-connection.js';
 import type { Logger } from '../logger.js';
 import type { RouteDecision } from '../routing/route-table.js';
 import {
@@ -150,8 +151,9 @@ export class RedisLeadership implements Leadership {
       autoResubscribe: false,
       connectionName: `detour:${this.replicaId.replace(/[^\w.:-]/g, '_')}:${role}`,
     });
-    this.#cmd = new Redis(opts.url, connection('leader'));
-    this.#sub = new Redis(opts.url, connection('decided'));
+    const Client = redisClass();
+    this.#cmd = new Client(opts.url, connection('leader'));
+    this.#sub = new Client(opts.url, connection('decided'));
     let errorLogged = false;
     const onError = (err: Error) => {
       if (errorLogged || this.#closing) return;
