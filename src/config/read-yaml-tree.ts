@@ -1,7 +1,8 @@
 // Turns YAML text into plain data plus a map from every key and value back to
 // its LINE:COL, with `${VAR}` interpolated per scalar. Validation happens later
 // on the plain data; the positions let each complaint point at what to edit.
-import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Alias, type Document, type Node } from 'yaml';
+import { createRequire } from 'node:module';
+import type { Alias, Document, Node } from 'yaml';
 import { describeUnset, interpolateEnv } from './interpolate-env.js';
 
 export type PathSegment = string | number;
@@ -81,7 +82,20 @@ export function restoreReferences(text: string): string {
   return text.replaceAll(OPEN, '{').replaceAll(CLOSE, '}');
 }
 
+let yamlLibrary: typeof import('yaml') | undefined;
+
+/**
+ * The YAML library, loaded the first time a file is read with positions: a
+ * valid policy is read by js-yaml alone (read-yaml-fast.ts), and loading this
+ * library was about 30 ms of every `detour start`.
+ */
+function yaml(): typeof import('yaml') {
+  yamlLibrary ??= createRequire(import.meta.url)('yaml') as typeof import('yaml');
+  return yamlLibrary;
+}
+
 export function readYamlTree(text: string, options: ReadOptions): ReadResult {
+  const { LineCounter, parseDocument } = yaml();
   const lineCounter = new LineCounter();
   const doc = parseDocument(protectReferences(text), { lineCounter, prettyErrors: false, uniqueKeys: true, strict: true });
   const locate = (offset: number | undefined): Position => (offset === undefined ? START : lineCounter.linePos(offset));
@@ -113,6 +127,7 @@ class TreeReader {
   private readonly keyOrder = new Map<string, string[]>();
   private readonly interpolationFailed = new Set<string>();
   private readonly resolving = new Set<Node>();
+  private readonly lib = yaml();
 
   constructor(
     private readonly doc: Document,
@@ -137,14 +152,14 @@ class TreeReader {
     const position = isNodeWithRange(node) && !isEmpty ? this.locate(node.range[0]) : fallback;
     this.valuePositions.set(key, position);
     if (node === null || node === undefined) return null;
-    if (isAlias(node)) return this.readAlias(node, path, position);
-    if (isScalar(node)) return this.readScalar(node.value, path, position);
-    if (isMap(node)) {
+    if (this.lib.isAlias(node)) return this.readAlias(node, path, position);
+    if (this.lib.isScalar(node)) return this.readScalar(node.value, path, position);
+    if (this.lib.isMap(node)) {
       const out: Record<string, unknown> = {};
       const order: string[] = [];
       for (const pair of node.items) {
         const keyPosition = isNodeWithRange(pair.key) ? this.locate(pair.key.range[0]) : position;
-        const name = isScalar(pair.key) && ['string', 'number', 'boolean'].includes(typeof pair.key.value) ? restoreReferences(String(pair.key.value)) : undefined;
+        const name = this.lib.isScalar(pair.key) && ['string', 'number', 'boolean'].includes(typeof pair.key.value) ? restoreReferences(String(pair.key.value)) : undefined;
         if (name === undefined) {
           this.problems.push({ path, position: keyPosition, message: 'keys must be plain names, not lists, maps or empty' });
           continue;
@@ -161,7 +176,7 @@ class TreeReader {
       this.keyOrder.set(key, order);
       return out;
     }
-    if (isSeq(node)) {
+    if (this.lib.isSeq(node)) {
       return node.items.map((item, index) => {
         const child = this.read(item, [...path, index], position, childPathKey(key, index));
         return child === OMIT ? null : child;
