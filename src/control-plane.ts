@@ -58,8 +58,9 @@ export interface ControlPlaneDeps {
 const noIntegrity: IntegritySource = { verdicts: () => new Map() };
 
 /**
- * The table before the first decision of a start: no route decided yet, and
- * never read as such (every reader decides first while it is the table in place).
+ * The table before the first decision of a start (version 0: decided tables
+ * count from 1): no route decided yet, and never read as such (every reader
+ * decides first while it is the table in place).
  */
 function undecidedTable(policy: Policy, nowMs: number): RouteTable {
   return Object.freeze({ version: 0, computedAtMs: nowMs, policy, routes: Object.freeze([]), byName: new Map(), nextWakeMs: null, epoch: 0 });
@@ -178,8 +179,8 @@ export class ControlPlane {
    * their next site from it and skip the sites they tried.
    */
   get servingTable(): RouteTable {
-    // Never the undecided table of a start (no routes): that decision is made whole.
-    if (this.#table.routes.length === 0 && this.#dirty) this.#flush();
+    // Version 0 is only ever the undecided table of a start: that decision is made whole.
+    if (this.#table.version === 0) this.#flush();
     else if (this.#job === undefined) this.#advance(SLICE_MS);
     return this.#table;
   }
